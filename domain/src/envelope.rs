@@ -1,0 +1,135 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{ModelId, ProviderId, RegionId};
+use crate::lifecycle::OperationalStatus;
+use crate::stream::StreamId;
+use crate::text::LocalizedText;
+
+/// The schema version this build writes. Readers accept this and every older version.
+pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+
+/// What happened. Events are facts: past tense, immutable, minimal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventPayload {
+    ModelRegistered {
+        id: ModelId,
+        provider: ProviderId,
+        home_region: RegionId,
+        name: LocalizedText,
+        description: Option<LocalizedText>,
+        status: OperationalStatus,
+    },
+    ModelActivated,
+    ModelDeactivated,
+    ModelStatusChanged {
+        status: OperationalStatus,
+    },
+    ModelMetadataUpdated {
+        name: Option<LocalizedText>,
+        description: Option<LocalizedText>,
+    },
+    ModelRetired,
+    ModelServed {
+        region: RegionId,
+    },
+    ModelWithdrawn {
+        region: RegionId,
+        reason: WithdrawReason,
+    },
+}
+
+impl EventPayload {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventPayload::ModelRegistered { .. } => "model_registered",
+            EventPayload::ModelActivated => "model_activated",
+            EventPayload::ModelDeactivated => "model_deactivated",
+            EventPayload::ModelStatusChanged { .. } => "model_status_changed",
+            EventPayload::ModelMetadataUpdated { .. } => "model_metadata_updated",
+            EventPayload::ModelRetired => "model_retired",
+            EventPayload::ModelServed { .. } => "model_served",
+            EventPayload::ModelWithdrawn { .. } => "model_withdrawn",
+        }
+    }
+}
+
+/// Why a region stopped serving a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawReason {
+    /// The region's operator withdrew it.
+    Manual,
+    /// The model was retired by its home region.
+    ModelRetired,
+}
+
+/// A recorded event with everything a consumer or an auditor needs to know about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventEnvelope {
+    pub event_id: Uuid,
+    pub schema_version: u16,
+    #[serde(with = "stream_text")]
+    pub stream: StreamId,
+    /// 1-based position within `stream`.
+    pub sequence: u64,
+    /// Position in the origin region's event store (its log order).
+    pub position: u64,
+    pub model_id: ModelId,
+    pub origin_region: RegionId,
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    /// Who asked for it: the token's name, never the token.
+    pub actor: Option<String>,
+    pub event: EventPayload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed event: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error(
+        "event schema version {0} is newer than this build understands ({CURRENT_SCHEMA_VERSION})"
+    )]
+    UnsupportedVersion(u16),
+}
+
+impl EventEnvelope {
+    /// The wire form on Kafka and in the outbox: JSON, self-describing and easy to audit.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: u16,
+        }
+        let VersionOnly { schema_version } = serde_json::from_slice(bytes)?;
+        if schema_version > CURRENT_SCHEMA_VERSION {
+            return Err(DecodeError::UnsupportedVersion(schema_version));
+        }
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+mod stream_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::stream::StreamId;
+
+    pub fn serialize<S: Serializer>(stream: &StreamId, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(stream)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StreamId, D::Error> {
+        let raw = String::deserialize(d)?;
+        StreamId::parse(&raw).map_err(D::Error::custom)
+    }
+}
