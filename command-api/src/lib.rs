@@ -1,1 +1,20 @@
-//! placeholder
+//! The write side of a region node: every command route of the HTTP contract.
+//!
+//! Requests are authenticated and validated at the edge, decided by the pure domain and
+//! appended to the event store; domain refusals become 4xx problem documents, store failures
+//! 503. `router` builds the routes; serving them is the caller's business.
+
+mod auth;
+mod body;
+mod dto;
+mod handlers;
+mod headers;
+mod problem;
+mod routes;
+mod service;
+
+pub use auth::{Authenticator, Principal, Scope, TokenConfig};
+pub use dto::{CommandAccepted, problem_type};
+pub use problem::ApiError;
+pub use routes::{CommandState, router};
+pub use service::CommandService;

@@ -13,6 +13,7 @@ mod lifecycle;
 mod model;
 mod stream;
 mod text;
+mod token;
 
 pub use availability::{
     AvailabilityState, CatalogueFacts, decide_availability, evolve_availability,
@@ -27,3 +28,4 @@ pub use lifecycle::{Lifecycle, OperationalStatus};
 pub use model::{ModelRecord, ModelState, decide_model, evolve_model};
 pub use stream::StreamId;
 pub use text::{LocalizedText, TextLimit};
+pub use token::ConsistencyToken;

@@ -1,0 +1,317 @@
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use domain::{
+    AvailabilityCommand, LocalizedText, ModelCommand, ModelId, OperationalStatus, ProviderId,
+    RegionId, RegisterModel, TextLimit, UpdateMetadata, WithdrawReason,
+};
+use event_store::{IdempotencyClaim, StoredResponse};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::body::{accept_bytes, parse_json};
+use crate::dto::{MetadataBody, RegisterBody, StatusBody};
+use crate::headers;
+use crate::problem::ApiError;
+use crate::routes::CommandState;
+use crate::service::{CommandRequest, Target};
+
+/// The parts of a request every command handler needs.
+pub(crate) struct Incoming {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+}
+
+pub(crate) async fn register(
+    State(state): State<CommandState>,
+    principal: Principal,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    let home = state.service.region().clone();
+    respond(&state, principal, incoming, "register", |headers, body| {
+        let body: RegisterBody = parse_json(headers, body)?;
+        let home_region = match body.home_region {
+            Some(raw) => RegionId::parse(&raw).map_err(with_field("home_region"))?,
+            None => home,
+        };
+        let id = ModelId::parse(&body.id)?;
+        Ok(Target::Model {
+            id: id.clone(),
+            command: ModelCommand::Register(RegisterModel {
+                id,
+                provider: ProviderId::parse(&body.provider)?,
+                name: LocalizedText::parse(body.name, TextLimit::NAME)?,
+                description: body
+                    .description
+                    .map(|d| LocalizedText::parse(d, TextLimit::DESCRIPTION))
+                    .transpose()?,
+                home_region,
+            }),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn lifecycle(
+    State(state): State<CommandState>,
+    principal: Principal,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (id, action) = match rest.rsplit_once('/') {
+        Some((id, "activate")) => (id, ModelCommand::Activate),
+        Some((id, "deactivate")) => (id, ModelCommand::Deactivate),
+        Some((id, "retire")) => (id, ModelCommand::Retire),
+        _ => return ApiError::NoRoute(format!("POST {uri}")).into_response(),
+    };
+    let id = id.to_owned();
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    respond(&state, principal, incoming, action.verb(), move |_, _| {
+        Ok(Target::Model {
+            id: ModelId::parse(&id)?,
+            command: action,
+        })
+    })
+    .await
+}
+
+pub(crate) async fn set_status(
+    State(state): State<CommandState>,
+    principal: Principal,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(id) = rest.strip_suffix("/status").map(str::to_owned) else {
+        return ApiError::NoRoute(format!("PUT {uri}")).into_response();
+    };
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    respond(
+        &state,
+        principal,
+        incoming,
+        "set_status",
+        move |headers, body| {
+            let body: StatusBody = parse_json(headers, body)?;
+            Ok(Target::Model {
+                id: ModelId::parse(&id)?,
+                command: ModelCommand::SetStatus(OperationalStatus::parse(&body.status)?),
+            })
+        },
+    )
+    .await
+}
+
+pub(crate) async fn update_metadata(
+    State(state): State<CommandState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    respond(
+        &state,
+        principal,
+        incoming,
+        "update_metadata",
+        move |headers, body| {
+            let body: MetadataBody = parse_json(headers, body)?;
+            if body.name.is_none() && body.description.is_none() {
+                return Err(ApiError::UnprocessableBody(
+                    "give at least one of name, description".into(),
+                ));
+            }
+            Ok(Target::Model {
+                id: ModelId::parse(&id)?,
+                command: ModelCommand::UpdateMetadata(UpdateMetadata {
+                    name: body
+                        .name
+                        .map(|n| LocalizedText::parse(n, TextLimit::NAME))
+                        .transpose()?,
+                    description: body
+                        .description
+                        .map(|d| LocalizedText::parse(d, TextLimit::DESCRIPTION))
+                        .transpose()?,
+                }),
+            })
+        },
+    )
+    .await
+}
+
+pub(crate) async fn serve(
+    state: State<CommandState>,
+    principal: Principal,
+    path: Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    availability(state, principal, path, incoming, AvailabilityCommand::Serve).await
+}
+
+pub(crate) async fn withdraw(
+    state: State<CommandState>,
+    principal: Principal,
+    path: Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
+    let command = AvailabilityCommand::Withdraw(WithdrawReason::Manual);
+    availability(state, principal, path, incoming, command).await
+}
+
+async fn availability(
+    State(state): State<CommandState>,
+    principal: Principal,
+    Path((region, model)): Path<(String, String)>,
+    incoming: Incoming,
+    command: AvailabilityCommand,
+) -> Response {
+    let name = match command {
+        AvailabilityCommand::Serve => "serve",
+        AvailabilityCommand::Withdraw(_) => "withdraw",
+    };
+    respond(&state, principal, incoming, name, move |_, _| {
+        Ok(Target::Availability {
+            region: RegionId::parse(&region)?,
+            model: ModelId::parse(&model)?,
+            command,
+        })
+    })
+    .await
+}
+
+/// Authorizes, reads headers and body, builds the target, runs it and renders the answer.
+async fn respond(
+    state: &CommandState,
+    principal: Principal,
+    incoming: Incoming,
+    command: &'static str,
+    build: impl FnOnce(&HeaderMap, &[u8]) -> Result<Target, ApiError>,
+) -> Response {
+    let result = run(state, principal, incoming, build).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(error) => error.code(),
+    };
+    metrics::counter!("commands_total", "command" => command, "outcome" => outcome).increment(1);
+    match result {
+        Ok(answer) => render(answer),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn run(
+    state: &CommandState,
+    principal: Principal,
+    incoming: Incoming,
+    build: impl FnOnce(&HeaderMap, &[u8]) -> Result<Target, ApiError>,
+) -> Result<StoredResponse, ApiError> {
+    let region = state.service.region();
+    if !principal.may_write_as(region) {
+        return Err(ApiError::Forbidden(region.to_string()));
+    }
+    let body = accept_bytes(incoming.body)?;
+    let if_match = headers::if_match(&incoming.headers)?;
+    let key = headers::idempotency_key(&incoming.headers)?;
+    let target = build(&incoming.headers, &body)?;
+    let idempotency = key.map(|key| IdempotencyClaim {
+        principal: principal.name.clone(),
+        key,
+        fingerprint: headers::fingerprint(incoming.method.as_str(), incoming.uri.path(), &body),
+    });
+    let request = CommandRequest {
+        target,
+        if_match,
+        idempotency,
+        actor: principal.name,
+        correlation_id: correlation_id(&incoming.headers),
+    };
+    state.service.execute(request).await
+}
+
+/// The caller's `Correlation-Id` if it is a UUID, else a fresh one.
+fn correlation_id(headers: &HeaderMap) -> Uuid {
+    headers
+        .get("correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::now_v7)
+}
+
+fn render(answer: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let version = answer.body.get("version").and_then(|v| v.as_u64());
+    let location = answer
+        .body
+        .get("model_id")
+        .and_then(|v| v.as_str())
+        .map(|id| format!("/v1/models/{id}"));
+    let mut response = (status, axum::Json(answer.body)).into_response();
+    let headers = response.headers_mut();
+    if let Some(etag) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    if status == StatusCode::CREATED
+        && let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok())
+    {
+        headers.insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn with_field(field: &'static str) -> impl Fn(domain::ValidationError) -> ApiError {
+    move |error| ApiError::Invalid(domain::ValidationError::new(field, error.reason))
+}

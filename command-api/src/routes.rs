@@ -1,0 +1,38 @@
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{post, put};
+
+use crate::auth::Authenticator;
+use crate::handlers;
+use crate::service::CommandService;
+
+/// Commands are small; anything larger is refused with 413 before it is read.
+pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
+
+/// What the command routes share.
+#[derive(Debug, Clone)]
+pub struct CommandState {
+    pub service: CommandService,
+    pub auth: Arc<Authenticator>,
+}
+
+/// Every write route. Model ids contain `/`, so they are matched by a trailing wildcard
+/// (`/v1/models/openai/gpt-5/activate`); `%2F`-encoded ids work as well.
+pub fn router(state: CommandState) -> Router {
+    Router::new()
+        .route("/v1/models", post(handlers::register))
+        .route(
+            "/v1/models/{*rest}",
+            post(handlers::lifecycle)
+                .put(handlers::set_status)
+                .patch(handlers::update_metadata),
+        )
+        .route(
+            "/v1/regions/{region}/models/{*model}",
+            put(handlers::serve).delete(handlers::withdraw),
+        )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,236 @@
+use domain::{
+    AvailabilityCommand, ConsistencyToken, DomainError, EventEnvelope, ModelCommand, ModelId,
+    RegionId, StreamId, decide_availability, decide_model,
+};
+use event_store::{
+    AppendError, CommandMeta, EventStore, IdempotencyClaim, NewEvents, StoredResponse,
+};
+use uuid::Uuid;
+
+use crate::dto::CommandAccepted;
+use crate::problem::ApiError;
+
+/// What a command is about.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Model {
+        id: ModelId,
+        command: ModelCommand,
+    },
+    Availability {
+        region: RegionId,
+        model: ModelId,
+        command: AvailabilityCommand,
+    },
+}
+
+/// A validated, authenticated command with its HTTP-level preconditions.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    pub target: Target,
+    pub if_match: Option<u64>,
+    pub idempotency: Option<IdempotencyClaim>,
+    pub actor: String,
+    pub correlation_id: Uuid,
+}
+
+/// A conflicting concurrent writer makes us re-read and re-decide, a bounded number of times.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Runs commands: load, check preconditions, decide, append; no HTTP in sight.
+#[derive(Debug, Clone)]
+pub struct CommandService {
+    store: EventStore,
+}
+
+impl CommandService {
+    pub fn new(store: EventStore) -> Self {
+        Self { store }
+    }
+
+    pub fn region(&self) -> &RegionId {
+        self.store.region()
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    pub async fn execute(&self, request: CommandRequest) -> Result<StoredResponse, ApiError> {
+        if let Some(claim) = &request.idempotency
+            && let Some(answer) = self.replay(claim).await?
+        {
+            return Ok(answer);
+        }
+        let meta = CommandMeta {
+            correlation_id: request.correlation_id,
+            causation_id: None,
+            idempotency_key: request.idempotency.as_ref().map(|c| c.key.clone()),
+            actor: Some(request.actor.clone()),
+        };
+        let created = matches!(
+            request.target,
+            Target::Model {
+                command: ModelCommand::Register(_),
+                ..
+            }
+        );
+        for _ in 0..MAX_ATTEMPTS {
+            let new = match self.decide(&request).await {
+                Ok(new) => new,
+                Err(refusal) => return self.unless_already_answered(&request, refusal).await,
+            };
+            let stream = new.stream.clone();
+            let expected = new.expected_version;
+            let appended = self
+                .store
+                .append(new, &meta, request.idempotency.clone(), |recorded| {
+                    answer(created, &stream, expected, recorded)
+                })
+                .await;
+            match appended {
+                Ok((_, response)) => return Ok(response),
+                Err(AppendError::Conflict { .. }) if request.if_match.is_some() => {
+                    let actual = self.current_version(&request.target).await?;
+                    return Err(ApiError::PreconditionFailed { expected, actual });
+                }
+                Err(AppendError::Conflict { .. }) => continue,
+                Err(AppendError::IdempotencyKeyTaken) => {
+                    let claim = request.idempotency.as_ref().ok_or(ApiError::Internal)?;
+                    return self.replay(claim).await?.ok_or(ApiError::Internal);
+                }
+                Err(AppendError::Store(error)) => return Err(error.into()),
+            }
+        }
+        Err(ApiError::Unavailable)
+    }
+
+    /// A concurrent twin of this request (same idempotency key) may have committed while we
+    /// decided, and its effect is why we were refused: then its answer is ours too.
+    async fn unless_already_answered(
+        &self,
+        request: &CommandRequest,
+        refusal: ApiError,
+    ) -> Result<StoredResponse, ApiError> {
+        if let (ApiError::Domain(_), Some(claim)) = (&refusal, &request.idempotency)
+            && let Some(answer) = self.replay(claim).await?
+        {
+            return Ok(answer);
+        }
+        Err(refusal)
+    }
+
+    /// The recorded answer for a retried key, or 422 if the key came with another request.
+    async fn replay(&self, claim: &IdempotencyClaim) -> Result<Option<StoredResponse>, ApiError> {
+        match self
+            .store
+            .recorded_answer(&claim.principal, &claim.key)
+            .await?
+        {
+            Some(recorded) if recorded.fingerprint == claim.fingerprint => {
+                Ok(Some(recorded.response))
+            }
+            Some(_) => Err(ApiError::IdempotencyKeyReused),
+            None => Ok(None),
+        }
+    }
+
+    async fn decide(&self, request: &CommandRequest) -> Result<NewEvents, ApiError> {
+        let acting = self.store.region();
+        match &request.target {
+            Target::Model { id, command } => {
+                let state = self.store.load_model(id).await?;
+                check_if_match(request.if_match, state.version)?;
+                if state.record.is_none() {
+                    self.check_known_elsewhere(id, command).await?;
+                }
+                let events = decide_model(&state, id, acting, command)?;
+                Ok(NewEvents {
+                    stream: StreamId::Model(id.clone()),
+                    expected_version: state.version,
+                    events,
+                })
+            }
+            Target::Availability {
+                region,
+                model,
+                command,
+            } => {
+                let state = self.store.load_availability(region, model).await?;
+                check_if_match(request.if_match, state.version)?;
+                let facts = self.store.catalogue_facts(model).await?;
+                let events = decide_availability(&state, region, model, acting, facts, *command)?;
+                Ok(NewEvents {
+                    stream: StreamId::Availability {
+                        region: region.clone(),
+                        model: model.clone(),
+                    },
+                    expected_version: state.version,
+                    events,
+                })
+            }
+        }
+    }
+
+    /// A model this node has no stream for may still be known, homed in another region.
+    async fn check_known_elsewhere(
+        &self,
+        id: &ModelId,
+        command: &ModelCommand,
+    ) -> Result<(), ApiError> {
+        let Some(home) = self.store.catalogue_home_region(id).await? else {
+            return Ok(());
+        };
+        Err(match command {
+            ModelCommand::Register(_) => DomainError::AlreadyRegistered(id.clone()),
+            _ => DomainError::NotOwner {
+                owner: home,
+                acting: self.store.region().clone(),
+            },
+        }
+        .into())
+    }
+
+    async fn current_version(&self, target: &Target) -> Result<u64, ApiError> {
+        Ok(match target {
+            Target::Model { id, .. } => self.store.load_model(id).await?.version,
+            Target::Availability { region, model, .. } => {
+                self.store.load_availability(region, model).await?.version
+            }
+        })
+    }
+}
+
+fn check_if_match(expected: Option<u64>, actual: u64) -> Result<(), ApiError> {
+    match expected {
+        Some(expected) if expected != actual => {
+            Err(ApiError::PreconditionFailed { expected, actual })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn answer(
+    created: bool,
+    stream: &StreamId,
+    expected: u64,
+    recorded: &[EventEnvelope],
+) -> StoredResponse {
+    let last = recorded.last();
+    let accepted = CommandAccepted {
+        model_id: stream.model_id().to_string(),
+        stream: stream.to_string(),
+        version: last.map_or(expected, |e| e.sequence),
+        events: recorded.to_vec(),
+        consistency_token: last.map(|e| ConsistencyToken {
+            region: e.origin_region.clone(),
+            position: e.position,
+            sequence: e.sequence,
+            stream: e.stream.clone(),
+        }),
+    };
+    StoredResponse {
+        status: if created { 201 } else { 200 },
+        body: serde_json::to_value(&accepted).unwrap_or_default(),
+    }
+}

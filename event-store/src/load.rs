@@ -1,0 +1,93 @@
+use domain::{
+    AvailabilityState, CatalogueFacts, EventEnvelope, Lifecycle, ModelId, ModelState, RegionId,
+    StreamId, evolve_availability, evolve_model,
+};
+
+use crate::error::StoreError;
+use crate::store::EventStore;
+
+impl EventStore {
+    /// Every event of one stream, in sequence order.
+    pub async fn read_stream(&self, stream: &StreamId) -> Result<Vec<EventEnvelope>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT position, envelope::text FROM events WHERE stream = $1 ORDER BY sequence",
+        )
+        .bind(stream.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(position, text)| {
+                EventEnvelope::decode(text.as_bytes())
+                    .map_err(|source| StoreError::Corrupt { position, source })
+            })
+            .collect()
+    }
+
+    /// The model's lifecycle stream, folded.
+    pub async fn load_model(&self, id: &ModelId) -> Result<ModelState, StoreError> {
+        let events = self.read_stream(&StreamId::Model(id.clone())).await?;
+        Ok(events.iter().fold(ModelState::default(), |state, e| {
+            evolve_model(state, &e.event)
+        }))
+    }
+
+    /// Whether `region` serves `model`, folded from its availability stream.
+    pub async fn load_availability(
+        &self,
+        region: &RegionId,
+        model: &ModelId,
+    ) -> Result<AvailabilityState, StoreError> {
+        let stream = StreamId::Availability {
+            region: region.clone(),
+            model: model.clone(),
+        };
+        let events = self.read_stream(&stream).await?;
+        Ok(events
+            .iter()
+            .fold(AvailabilityState::default(), |state, e| {
+                evolve_availability(state, &e.event)
+            }))
+    }
+
+    /// What the catalogue knows of a model (from any region), for availability decisions.
+    pub async fn catalogue_facts(
+        &self,
+        model: &ModelId,
+    ) -> Result<Option<CatalogueFacts>, StoreError> {
+        let lifecycle: Option<String> =
+            sqlx::query_scalar("SELECT lifecycle FROM catalogue_models WHERE model_id = $1")
+                .bind(model.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        lifecycle
+            .map(|raw| {
+                Lifecycle::parse(&raw)
+                    .map(|lifecycle| CatalogueFacts { lifecycle })
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Number of events in the store: what tests and audits compare before and after.
+    pub async fn event_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+impl EventStore {
+    /// The home region the catalogue records for a model, if any region registered it.
+    pub async fn catalogue_home_region(
+        &self,
+        model: &ModelId,
+    ) -> Result<Option<RegionId>, StoreError> {
+        let home: Option<String> =
+            sqlx::query_scalar("SELECT home_region FROM catalogue_models WHERE model_id = $1")
+                .bind(model.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        home.map(|raw| RegionId::parse(&raw).map_err(|e| StoreError::Invalid(e.to_string())))
+            .transpose()
+    }
+}

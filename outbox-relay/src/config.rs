@@ -1,0 +1,50 @@
+//! Relay settings. The composition root fills them (file, environment); defaults suit a dev box.
+
+use std::time::Duration;
+
+use crate::topics::TopicSpec;
+
+/// How the relay talks to Kafka and paces itself.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// `bootstrap.servers`, e.g. `127.0.0.1:9092`.
+    pub brokers: String,
+    /// Topics created (if absent) before the first publish.
+    pub topics: Vec<TopicSpec>,
+    /// Rows read and sent per batch.
+    pub batch_size: u32,
+    /// Wake-up interval when no notification arrives: covers missed `NOTIFY`s and outages.
+    pub poll_interval: Duration,
+    /// Upper bound of the exponential back-off after a failed step.
+    pub max_backoff: Duration,
+    /// `message.timeout.ms`: finite, so a broker outage surfaces as a delivery error.
+    pub message_timeout: Duration,
+    /// `linger.ms`: small, the relay already sends in batches.
+    pub linger: Duration,
+    /// Timeout of metadata, watermark and admin requests, and of reading back the topic tail.
+    pub request_timeout: Duration,
+}
+
+impl RelayConfig {
+    /// Defaults for everything but the broker list.
+    #[must_use]
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topics: Vec::new(),
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(5),
+            message_timeout: Duration::from_secs(10),
+            linger: Duration::from_millis(5),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Adds a topic to create at start-up.
+    #[must_use]
+    pub fn with_topic(mut self, spec: TopicSpec) -> Self {
+        self.topics.push(spec);
+        self
+    }
+}

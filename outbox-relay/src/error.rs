@@ -1,0 +1,53 @@
+//! Errors, one enum per layer: topic administration, and relaying (database + broker).
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// Creating or checking topics failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("kafka admin client: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("creating topic {topic}: {code}")]
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("topic {topic} did not appear in broker metadata in time")]
+    NotVisible { topic: String },
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// A relay step (publish, reconcile) failed. Every variant is retried by [`crate::run`].
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("topic {0} is unknown to the broker")]
+    UnknownTopic(String),
+    #[error("{failed} of {attempted} messages were not delivered; first error: {first}")]
+    Undelivered {
+        attempted: usize,
+        failed: usize,
+        first: KafkaError,
+    },
+    #[error("message {topic}/{partition}@{offset} has no valid aigo-position header")]
+    MissingPosition {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    #[error("reading {topic}/{partition} offsets {from}..{to} timed out")]
+    ReadTimeout {
+        topic: String,
+        partition: i32,
+        from: i64,
+        to: i64,
+    },
+    #[error("ensuring topics: {0}")]
+    Topic(#[from] TopicError),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}

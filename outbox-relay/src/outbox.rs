@@ -1,0 +1,68 @@
+//! SQL on the `outbox` table. Nothing here touches Kafka.
+
+use sqlx::PgPool;
+
+/// An outbox row awaiting publication.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub position: i64,
+    pub topic: String,
+    pub message_key: String,
+    pub payload: Vec<u8>,
+}
+
+/// The oldest `limit` unpublished rows, in position (= commit) order.
+pub async fn fetch_unpublished(pool: &PgPool, limit: u32) -> Result<Vec<OutboxRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT position, topic, message_key, payload FROM outbox \
+         WHERE published_at IS NULL ORDER BY position LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+}
+
+/// Marks rows published; returns how many were still unpublished.
+pub async fn mark_published(pool: &PgPool, positions: &[i64]) -> Result<u64, sqlx::Error> {
+    if positions.is_empty() {
+        return Ok(0);
+    }
+    let done = sqlx::query(
+        "UPDATE outbox SET published_at = now() \
+         WHERE position = ANY($1) AND published_at IS NULL",
+    )
+    .bind(positions)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Number of unpublished rows (served by the partial index `outbox_unpublished`).
+pub async fn pending_rows(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+}
+
+/// Topics that have unpublished rows.
+pub(crate) async fn unpublished_topics(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT DISTINCT topic FROM outbox WHERE published_at IS NULL")
+        .fetch_all(pool)
+        .await
+}
+
+/// Unpublished rows of `topic` at or below `max_position`: (position, key), in position order.
+pub(crate) async fn unpublished_keys(
+    pool: &PgPool,
+    topic: &str,
+    max_position: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT position, message_key FROM outbox \
+         WHERE published_at IS NULL AND topic = $1 AND position <= $2 ORDER BY position",
+    )
+    .bind(topic)
+    .bind(max_position)
+    .fetch_all(pool)
+    .await
+}

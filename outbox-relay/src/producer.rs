@@ -1,0 +1,217 @@
+//! The Kafka side of publishing: an idempotent producer, explicit partitioning, message shape.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+
+use crate::config::RelayConfig;
+use crate::error::RelayError;
+use crate::outbox::OutboxRow;
+use crate::partitioner::partition_for;
+use crate::topics::partition_count;
+
+/// Header carrying the outbox position (decimal); reconcile reads it back from the topic.
+pub const POSITION_HEADER: &str = "aigo-position";
+/// Header naming the payload's media type.
+pub const CONTENT_TYPE_HEADER: &str = "content-type";
+const CONTENT_TYPE: &str = "application/json";
+
+/// Idempotent producer plus a cache of partition counts (the key -> partition map needs them).
+#[derive(Clone)]
+pub struct Publisher {
+    producer: FutureProducer,
+    brokers: String,
+    request_timeout: Duration,
+    partitions: Arc<Mutex<HashMap<String, i32>>>,
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("brokers", &self.brokers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of sending one batch: which positions the broker acknowledged, which it did not.
+#[derive(Debug, Default)]
+pub struct SendReport {
+    /// Acknowledged by the broker (`acks=all`): on the topic for sure.
+    pub delivered: Vec<i64>,
+    /// Not acknowledged; such a message may or may not be on the topic (reconcile decides).
+    pub failed: Vec<(i64, KafkaError)>,
+    /// Not sent because an earlier row of the same partition failed to enqueue.
+    pub skipped: Vec<i64>,
+}
+
+impl Publisher {
+    /// Creates the producer. Fails only on invalid configuration: it connects lazily.
+    pub fn new(config: &RelayConfig) -> Result<Self, KafkaError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("client.id", "outbox-relay")
+            // Per-partition order with no duplicates from the producer's own retries.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", config.linger.as_millis().to_string())
+            // Finite, so an outage fails the batch instead of hanging it.
+            .set(
+                "message.timeout.ms",
+                config.message_timeout.as_millis().to_string(),
+            )
+            .create()?;
+        Ok(Self {
+            producer,
+            brokers: config.brokers.clone(),
+            request_timeout: config.request_timeout,
+            partitions: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The broker list this publisher was built with.
+    #[must_use]
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Timeout used for metadata and watermark requests.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Partition count of `topic`, from the cache or broker metadata.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, RelayError> {
+        if let Some(n) = self.cache().get(topic).copied() {
+            return Ok(n);
+        }
+        let producer = self.producer.clone();
+        let timeout = self.request_timeout;
+        let name = topic.to_owned();
+        let count =
+            tokio::task::spawn_blocking(move || partition_count(producer.client(), &name, timeout))
+                .await??;
+        let n = count.ok_or_else(|| RelayError::UnknownTopic(topic.to_owned()))?;
+        self.cache().insert(topic.to_owned(), n);
+        Ok(n)
+    }
+
+    /// Drops cached partition counts (after a failure, metadata may have changed).
+    pub fn forget_partition_counts(&self) {
+        self.cache().clear();
+    }
+
+    /// Low and high watermark of a partition (high = offset the next message will get).
+    pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), RelayError> {
+        let producer = self.producer.clone();
+        let timeout = self.request_timeout;
+        let name = topic.to_owned();
+        let marks = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_watermarks(&name, partition, timeout)
+        })
+        .await??;
+        Ok(marks)
+    }
+
+    /// The producer's fatal error, if it has one: it must then be replaced.
+    #[must_use]
+    pub fn fatal_error(&self) -> Option<String> {
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code}: {reason}"))
+    }
+
+    /// Sends `rows` (in position order) and waits for every delivery report.
+    ///
+    /// Once a row cannot even be enqueued, later rows of its partition are not sent: sending
+    /// them would leave a gap that a later retry could only fill out of order.
+    pub async fn send_all(&self, rows: &[OutboxRow]) -> Result<SendReport, RelayError> {
+        // Resolve every partition count first so a metadata failure sends nothing.
+        let mut counts = HashMap::new();
+        for row in rows {
+            if !counts.contains_key(row.topic.as_str()) {
+                counts.insert(row.topic.as_str(), self.partition_count(&row.topic).await?);
+            }
+        }
+
+        let mut report = SendReport::default();
+        let mut blocked: HashSet<(&str, i32)> = HashSet::new();
+        let mut pending: Vec<(i64, DeliveryFuture)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let count = counts.get(row.topic.as_str()).copied().unwrap_or(1);
+            let partition = partition_for(row.message_key.as_bytes(), count);
+            if blocked.contains(&(row.topic.as_str(), partition)) {
+                report.skipped.push(row.position);
+                continue;
+            }
+            match self.producer.send_result(record(row, partition)) {
+                Ok(delivery) => pending.push((row.position, delivery)),
+                Err((error, _)) => {
+                    blocked.insert((row.topic.as_str(), partition));
+                    report.failed.push((row.position, error));
+                }
+            }
+        }
+
+        let positions: Vec<i64> = pending.iter().map(|(p, _)| *p).collect();
+        let results = join_all(pending.into_iter().map(|(_, f)| f)).await;
+        for (position, result) in positions.into_iter().zip(results) {
+            match result {
+                Ok(Ok(_)) => report.delivered.push(position),
+                Ok(Err((error, _))) => report.failed.push((position, error)),
+                Err(_canceled) => report.failed.push((position, KafkaError::Canceled)),
+            }
+        }
+        report.failed.sort_by_key(|(p, _)| *p);
+        Ok(report)
+    }
+
+    /// Waits for queued messages (graceful shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
+        // The map stays consistent even if a holder panicked: take it back.
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn record(row: &OutboxRow, partition: i32) -> FutureRecord<'_, str, [u8]> {
+    let position = row.position.to_string();
+    let headers = OwnedHeaders::new_with_capacity(2)
+        .insert(Header {
+            key: POSITION_HEADER,
+            value: Some(position.as_str()),
+        })
+        .insert(Header {
+            key: CONTENT_TYPE_HEADER,
+            value: Some(CONTENT_TYPE),
+        });
+    FutureRecord::to(&row.topic)
+        .partition(partition)
+        .key(row.message_key.as_str())
+        .payload(row.payload.as_slice())
+        .headers(headers)
+}
+
+/// Reads the `aigo-position` header of a consumed message.
+#[must_use]
+pub fn position_from_headers<H: Headers>(headers: Option<&H>) -> Option<i64> {
+    headers?
+        .iter()
+        .filter(|h| h.key == POSITION_HEADER)
+        .find_map(|h| std::str::from_utf8(h.value?).ok()?.parse().ok())
+}

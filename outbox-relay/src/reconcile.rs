@@ -1,0 +1,131 @@
+//! Reconcile: after a crash or a failed batch some rows may be on the topic but not marked
+//! published. Mark exactly those, so the next publish sends only what Kafka does not have.
+//!
+//! Rows are sent in position order and each partition's log is in send order, so the rows that
+//! made it are found at the tail of their partition. The tail is read back and a row is marked
+//! only if its position is actually there: membership, not "position <= last on the partition",
+//! because librdkafka's idempotent producer can leave a gap when a queued message times out
+//! (it bumps the epoch and carries on), and a gap must be re-sent, not assumed delivered.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sqlx::PgPool;
+use tracing::{Instrument, info, info_span};
+
+use crate::error::RelayError;
+use crate::outbox::{mark_published, unpublished_keys, unpublished_topics};
+use crate::partition_reader::PartitionReader;
+use crate::partitioner::partition_for;
+use crate::producer::Publisher;
+
+/// Watermarks of a non-empty partition and the position of its last message.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    low: i64,
+    high: i64,
+    last_position: i64,
+}
+
+/// Marks as published every unpublished row that is already on its topic. Returns how many.
+pub async fn reconcile(pool: &PgPool, publisher: &Publisher) -> Result<u64, RelayError> {
+    let topics = unpublished_topics(pool).await?;
+    if topics.is_empty() {
+        return Ok(0);
+    }
+    // Fresh metadata: a failure that led here may have been a metadata change.
+    publisher.forget_partition_counts();
+    let reader = PartitionReader::new(publisher.brokers(), publisher.request_timeout())?;
+    let mut marked = 0;
+    for topic in &topics {
+        marked += reconcile_topic(pool, publisher, &reader, topic)
+            .instrument(info_span!("outbox_reconcile", topic = %topic))
+            .await?;
+    }
+    metrics::counter!("outbox_reconciled_total").increment(marked);
+    Ok(marked)
+}
+
+async fn reconcile_topic(
+    pool: &PgPool,
+    publisher: &Publisher,
+    reader: &PartitionReader,
+    topic: &str,
+) -> Result<u64, RelayError> {
+    let count = publisher.partition_count(topic).await?;
+    let mut tails = HashMap::new();
+    for partition in 0..count {
+        let (low, high) = publisher.watermarks(topic, partition).await?;
+        if high <= low {
+            continue;
+        }
+        let last = reader.positions(topic, partition, high - 1, high).await?;
+        if let Some(&(_, last_position)) = last.last() {
+            tails.insert(
+                partition,
+                Tail {
+                    low,
+                    high,
+                    last_position,
+                },
+            );
+        }
+    }
+    // Rows above every partition's last position were never delivered.
+    let Some(max_position) = tails.values().map(|t| t.last_position).max() else {
+        return Ok(0);
+    };
+
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for (position, key) in unpublished_keys(pool, topic, max_position).await? {
+        by_partition
+            .entry(partition_for(key.as_bytes(), count))
+            .or_default()
+            .push(position);
+    }
+
+    let mut delivered = Vec::new();
+    for (partition, candidates) in by_partition {
+        // An empty partition holds none of them.
+        let Some(tail) = tails.get(&partition) else {
+            continue;
+        };
+        let present = positions_on_tail(reader, topic, partition, *tail, &candidates).await?;
+        delivered.extend(candidates.into_iter().filter(|p| present.contains(p)));
+    }
+    let marked = mark_published(pool, &delivered).await?;
+    if marked > 0 {
+        info!(marked, "rows already on the topic marked published");
+    }
+    Ok(marked)
+}
+
+/// Positions found reading the partition backwards from its end, in growing windows, until a
+/// message older than every candidate (or the log start) is reached.
+async fn positions_on_tail(
+    reader: &PartitionReader,
+    topic: &str,
+    partition: i32,
+    tail: Tail,
+    candidates: &[i64],
+) -> Result<HashSet<i64>, RelayError> {
+    let Some(&oldest_candidate) = candidates.first() else {
+        return Ok(HashSet::new());
+    };
+    let mut present = HashSet::new();
+    let mut end = tail.high;
+    // Enough to hold every candidate plus one older message in the common case.
+    let mut window = i64::try_from(candidates.len())
+        .unwrap_or(i64::MAX)
+        .saturating_add(1);
+    loop {
+        let start = end.saturating_sub(window).max(tail.low);
+        let read = reader.positions(topic, partition, start, end).await?;
+        let reached_older = read.iter().any(|&(_, p)| p < oldest_candidate);
+        present.extend(read.into_iter().map(|(_, p)| p));
+        if reached_older || start <= tail.low {
+            return Ok(present);
+        }
+        end = start;
+        window = window.saturating_mul(2);
+    }
+}

@@ -1,0 +1,141 @@
+//! The relay loop: wake on `NOTIFY` or a poll tick, publish until nothing remains, back off and
+//! reconcile after any failure. Only a shutdown or an invalid configuration ends it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::FutureExt;
+use sqlx::PgPool;
+use tracing::{info, warn};
+
+use crate::config::RelayConfig;
+use crate::error::RelayError;
+use crate::listener::Wakeups;
+use crate::outbox::pending_rows;
+use crate::producer::Publisher;
+use crate::publish::relay_once;
+use crate::reconcile::reconcile;
+use crate::topics::ensure_topics;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Runs the relay until `shutdown` resolves. Transient database and broker failures are logged
+/// and retried with back-off; the only error returned is an unusable producer configuration.
+///
+/// The batch in flight when `shutdown` fires is finished (it is bounded by
+/// `message_timeout`), so a clean stop leaves nothing to reconcile.
+pub async fn run(
+    config: RelayConfig,
+    pool: PgPool,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RelayError> {
+    let mut publisher = Publisher::new(&config)?;
+    let wakeups = Wakeups::spawn(pool.clone(), config.max_backoff);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut state = State {
+        topics_ready: config.topics.is_empty(),
+        must_reconcile: true,
+        backoff: FIRST_BACKOFF,
+    };
+    info!(brokers = %config.brokers, "outbox relay started");
+
+    loop {
+        let delay = match cycle(&config, &pool, &publisher, &mut state, shutdown.as_mut()).await {
+            Ok(Cycle::Stopped) => break,
+            Ok(Cycle::Drained) => {
+                state.backoff = FIRST_BACKOFF;
+                None
+            }
+            Err(error) => {
+                let delay = state.backoff;
+                warn!(%error, retry_in_ms = delay.as_millis(), "outbox relay step failed");
+                state.must_reconcile = true;
+                state.backoff = (state.backoff * 2).min(config.max_backoff);
+                replace_if_fatal(&config, &mut publisher);
+                Some(delay)
+            }
+        };
+        let wait = async {
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => {
+                    tokio::select! {
+                        () = wakeups.notified() => {}
+                        () = tokio::time::sleep(config.poll_interval) => {}
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            () = shutdown.as_mut() => break,
+            () = wait => {}
+        }
+    }
+
+    info!("outbox relay stopping");
+    if let Err(error) = publisher.flush(config.message_timeout) {
+        warn!(%error, "flushing the producer at shutdown");
+    }
+    Ok(())
+}
+
+struct State {
+    topics_ready: bool,
+    must_reconcile: bool,
+    backoff: Duration,
+}
+
+enum Cycle {
+    /// Nothing left to publish.
+    Drained,
+    /// Shutdown was requested between two batches.
+    Stopped,
+}
+
+async fn cycle(
+    config: &RelayConfig,
+    pool: &PgPool,
+    publisher: &Publisher,
+    state: &mut State,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Cycle, RelayError> {
+    if !state.topics_ready {
+        ensure_topics(&config.brokers, &config.topics, config.request_timeout).await?;
+        state.topics_ready = true;
+    }
+    if state.must_reconcile {
+        reconcile(pool, publisher).await?;
+        state.must_reconcile = false;
+    }
+    loop {
+        let outcome = relay_once(pool, publisher, config.batch_size).await?;
+        if !outcome.more {
+            break;
+        }
+        if shutdown.as_mut().now_or_never().is_some() {
+            return Ok(Cycle::Stopped);
+        }
+    }
+    // Cheap (partial index); skipped silently if it fails, the next step will report the DB.
+    if let Ok(pending) = pending_rows(pool).await {
+        #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+        metrics::gauge!("outbox_pending_rows").set(pending as f64);
+    }
+    Ok(Cycle::Drained)
+}
+
+/// An idempotent producer with a fatal error (e.g. sequence desync) cannot send again.
+fn replace_if_fatal(config: &RelayConfig, publisher: &mut Publisher) {
+    let Some(reason) = publisher.fatal_error() else {
+        return;
+    };
+    match Publisher::new(config) {
+        Ok(fresh) => {
+            warn!(%reason, "producer had a fatal error; replaced");
+            *publisher = fresh;
+        }
+        Err(error) => warn!(%error, %reason, "producer had a fatal error; replacing it failed"),
+    }
+}

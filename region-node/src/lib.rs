@@ -1,0 +1,10 @@
+//! Composition root of a region node: configuration, database, HTTP routes, background tasks.
+
+pub mod app;
+pub mod config;
+pub mod database;
+pub mod http;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Settings;

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Install what building and testing the workspace needs, and nothing else.
+# Idempotent and fast once done: every step checks first and only then installs.
+set -euo pipefail
+
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# Debian packages the build needs. rdkafka 0.39 (default features: libz, tokio)
+# builds its bundled librdkafka with mklove's ./configure && make libs:
+#   build-essential  gcc, g++ (configure requires a C++ compiler), make, libc headers
+#   pkg-config       how libz-sys finds the system zlib
+#   zlib1g-dev       system zlib, so libz-sys and librdkafka don't build their own
+#   python3          librdkafka's Makefile runs lds-gen.py for its linker script
+# Not needed: cmake (only with rdkafka's cmake-build feature), libssl-dev,
+# libsasl2-dev and libcurl (ssl/gssapi/curl features are off, and the build passes
+# --disable-* for them), libpq (sqlx speaks the PostgreSQL protocol itself).
+# The same set also builds Nisshi (libsql and aws-lc-sys use the cc crate).
+BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3)
+
+# --- Browser tests: placeholder, intentionally empty --------------------------
+# A later issue enables end-to-end tests of the dashboard in headless Chromium.
+# It does so by setting: BROWSER_PACKAGES=(chromium chromium-driver)
+# (/usr/bin/chromium, /usr/bin/chromedriver). Until then nothing is installed.
+BROWSER_PACKAGES=()
+
+install_browser_deps() {
+    ((${#BROWSER_PACKAGES[@]} > 0)) || return 0
+    ensure_debian_packages "${BROWSER_PACKAGES[@]}"
+}
+# ------------------------------------------------------------------------------
+
+# Run as root directly, otherwise through sudo (developer machines).
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# ensure_debian_packages PKG...: install the missing ones; `apt-get update` only
+# when something is missing, so a machine that has everything never touches the
+# network here.
+ensure_debian_packages() {
+    local pkg missing=()
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    ((${#missing[@]} > 0)) || return 0
+
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# nisshi_installed: true if NISSHI_BIN reports exactly the pinned version
+# (`nisshi --version` prints "nisshi 0.7.0-pre.2").
+nisshi_installed() {
+    [[ -x "$NISSHI_BIN" ]] || return 1
+    local version
+    version="$("$NISSHI_BIN" --version 2>/dev/null)" || return 1
+    [[ "$version" == "nisshi $NISSHI_VERSION" ]]
+}
+
+# ensure_nisshi: build the broker once (12-15 min on 2 cores) and reuse it.
+ensure_nisshi() {
+    nisshi_installed && return 0
+
+    local cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin/nisshi"
+    if [[ "$NISSHI_BIN" != "$cargo_bin" ]]; then
+        die "NISSHI_BIN=$NISSHI_BIN is not nisshi $NISSHI_VERSION; fix it or unset NISSHI_BIN"
+    fi
+
+    # Two test runs starting at once must not both spend 15 minutes building:
+    # the second waits for the first, then finds the binary in place.
+    mkdir -p "$AIGO_STATE_DIR"
+    exec 9>"$AIGO_STATE_DIR/nisshi-install.lock"
+    flock 9
+    if ! nisshi_installed; then
+        log "installing nisshi $NISSHI_VERSION (takes 12-15 minutes on 2 cores)"
+        # dynostore gives memory://, libsql gives sqlite://; the default build has
+        # no storage engine at all and fails at start with FeatureNotEnabled.
+        cargo install "nisshi@$NISSHI_VERSION" --locked --features dynostore,libsql
+        nisshi_installed || die "nisshi installed, but '$NISSHI_BIN --version' is not nisshi $NISSHI_VERSION"
+    fi
+    exec 9>&-
+}
+
+ensure_debian_packages "${BUILD_PACKAGES[@]}"
+install_browser_deps
+ensure_nisshi

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The project's test command (CI runs it through .ci/run): installs what is
+# missing, starts the services, then runs format check, lints and all tests.
+set -euo pipefail
+
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$AIGO_ROOT"
+
+scripts/install-deps.sh
+scripts/services.sh up
+
+# Tests always use the machine's PostgreSQL and the in-memory test broker, never
+# the durable dev broker on 9092, whatever the caller's environment says.
+export DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+export KAFKA_BROKERS=127.0.0.1:19092
+
+# A clean clone in CI would otherwise rebuild every dependency (rdkafka's
+# bundled librdkafka alone takes minutes on 2 cores): share one target dir.
+if [[ -z "${CARGO_TARGET_DIR:-}" && "${CI:-}" == true ]]; then
+    export CARGO_TARGET_DIR="${AIGO_CARGO_TARGET_DIR:-$HOME/.cache/aigo-tracker/target}"
+    mkdir -p "$CARGO_TARGET_DIR"
+    log "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "cargo test"
+cargo test --workspace

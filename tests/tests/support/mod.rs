@@ -1,0 +1,31 @@
+//! Helpers shared by the end-to-end tests: each test gets its own database (sqlx::test), topics
+//! and consumer groups, so tests run in parallel without seeing each other.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+pub mod kafka;
+pub mod node;
+pub mod outbox;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How long any eventual condition may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it returns `Some`, failing the test with `what` after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
