@@ -51,6 +51,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Domain(DomainError::StreamMismatch { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Domain(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -82,6 +85,7 @@ impl ApiError {
                 DomainError::AlreadyServed { .. } => "already-served",
                 DomainError::NotServed { .. } => "not-served",
                 DomainError::NotOwner { .. } => "wrong-owner",
+                DomainError::StreamMismatch { .. } => "stream-mismatch",
             },
             ApiError::PreconditionFailed { .. } => "version-mismatch",
             ApiError::PayloadTooLarge(_) => "payload-too-large",

@@ -18,6 +18,7 @@ pub enum EventPayload {
         id: ModelId,
         provider: ProviderId,
         home_region: RegionId,
+        #[serde(deserialize_with = "crate::text::limits::name")]
         name: LocalizedText,
         description: Option<LocalizedText>,
         status: OperationalStatus,
@@ -28,6 +29,7 @@ pub enum EventPayload {
         status: OperationalStatus,
     },
     ModelMetadataUpdated {
+        #[serde(default, deserialize_with = "crate::text::limits::optional_name")]
         name: Option<LocalizedText>,
         description: Option<LocalizedText>,
     },

@@ -40,6 +40,8 @@ pub enum DomainError {
     AlreadyServed { region: RegionId, model: ModelId },
     #[error("region {region} does not serve model {model}")]
     NotServed { region: RegionId, model: ModelId },
+    #[error("a command for model {command} was sent to the stream of model {stream}")]
+    StreamMismatch { stream: ModelId, command: ModelId },
     #[error("only region {owner} may write this; this node is region {acting}")]
     NotOwner { owner: RegionId, acting: RegionId },
 }

@@ -34,6 +34,12 @@ pub fn decide_model(
 ) -> Result<Vec<EventPayload>, DomainError> {
     let record = match (&state.record, command) {
         (None, ModelCommand::Register(register)) => {
+            if register.id != *id {
+                return Err(DomainError::StreamMismatch {
+                    stream: id.clone(),
+                    command: register.id.clone(),
+                });
+            }
             ensure_owner(&register.home_region, acting_region)?;
             return Ok(vec![EventPayload::ModelRegistered {
                 id: register.id.clone(),

@@ -23,9 +23,51 @@ impl TextLimit {
 }
 
 /// Text in several locales (`{"en": "...", "ko": "..."}`); `en` is required and is the fallback.
+///
+/// Deserializing validates like `parse` with the most generous limit (a description's); event
+/// fields that are names are held to the name limit by `deserialize_name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(
+    try_from = "BTreeMap<String, String>",
+    into = "BTreeMap<String, String>"
+)]
 pub struct LocalizedText(BTreeMap<String, String>);
+
+impl TryFrom<BTreeMap<String, String>> for LocalizedText {
+    type Error = ValidationError;
+    fn try_from(entries: BTreeMap<String, String>) -> Result<Self, Self::Error> {
+        Self::parse(entries, TextLimit::DESCRIPTION)
+    }
+}
+
+impl From<LocalizedText> for BTreeMap<String, String> {
+    fn from(text: LocalizedText) -> Self {
+        text.0
+    }
+}
+
+/// Serde helpers that hold event fields to their own limits.
+pub(crate) mod limits {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    use super::{LocalizedText, TextLimit};
+
+    fn within<E: Error>(text: LocalizedText, limit: TextLimit) -> Result<LocalizedText, E> {
+        LocalizedText::parse(text.0, limit).map_err(E::custom)
+    }
+
+    pub fn name<'de, D: Deserializer<'de>>(d: D) -> Result<LocalizedText, D::Error> {
+        within(LocalizedText::deserialize(d)?, TextLimit::NAME)
+    }
+
+    pub fn optional_name<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<LocalizedText>, D::Error> {
+        Option::<LocalizedText>::deserialize(d)?
+            .map(|text| within(text, TextLimit::NAME))
+            .transpose()
+    }
+}
 
 const MAX_LOCALES: usize = 32;
 

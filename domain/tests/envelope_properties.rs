@@ -180,7 +180,6 @@ fn decode_rejects_a_newer_version_before_looking_at_the_rest() {
 /// (`LocalizedText::parse`), but its `Deserialize` is `#[serde(transparent)]` over the map, so a
 /// decoded event can carry a name that `parse` would refuse.
 #[test]
-#[ignore = "domain bug: LocalizedText's Deserialize bypasses LocalizedText::parse (domain/src/text.rs:26-28)"]
 fn decode_rejects_a_name_that_localized_text_parse_refuses() {
     for bad_name in [
         serde_json::json!({}),

@@ -595,3 +595,17 @@ fn localized_text_is_compared_as_a_whole() {
             description: None,
         }]);
 }
+
+/// `decide_model` is told which stream it decides for (`id`), but never compares it with the
+/// id inside `Register`, so stream `model:openai/gpt-5` can record the registration of
+/// another model. (The command API passes the same id twice today, so this is latent.) Which
+/// error a fix should return is its choice; this only asks for a rejection.
+#[test]
+fn register_for_a_different_id_than_the_stream_is_refused() {
+    let command = ModelCommand::Register(RegisterModel {
+        id: common::model_id("meta/llama-4"),
+        ..register_gpt5()
+    });
+    let result = domain::decide_model(&ModelState::default(), &gpt5(), &region(HOME), &command);
+    assert!(result.is_err(), "{result:?}");
+}

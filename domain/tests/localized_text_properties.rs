@@ -143,7 +143,6 @@ fn description_limit_is_two_thousand_characters() {
 /// Deserializing skips `LocalizedText::parse`, so `resolve` can be handed a text without `en`
 /// and answers "" instead of falling back to English.
 #[test]
-#[ignore = "domain bug: LocalizedText's Deserialize bypasses LocalizedText::parse (domain/src/text.rs:26-28)"]
 fn deserializing_enforces_the_same_rules_as_parse() {
     let without_english: Result<LocalizedText, _> = serde_json::from_str(r#"{"ko": "모델"}"#);
     assert!(without_english.is_err(), "{without_english:?}");

@@ -195,6 +195,7 @@ fn run_model_steps(
     steps: &[(RegionId, ModelCommand)],
 ) -> Result<(ModelState, u64), TestCaseError> {
     let id = gpt5();
+    let initial_version = state.version;
     let mut applied = 0u64;
     for (acting, command) in steps {
         let before = lifecycle_of(&state);
@@ -271,6 +272,12 @@ fn run_model_steps(
                 }
             }
         }
+        prop_assert_eq!(
+            state.version,
+            initial_version + applied,
+            "after {:?}",
+            command
+        );
     }
     Ok((state, applied))
 }

@@ -39,12 +39,11 @@ pub enum RelayError {
         partition: i32,
         offset: i64,
     },
-    #[error("reading {topic}/{partition} offsets {from}..{to} timed out")]
+    #[error("reading {topic}/{partition} from offset {from} to its end timed out")]
     ReadTimeout {
         topic: String,
         partition: i32,
         from: i64,
-        to: i64,
     },
     #[error("ensuring topics: {0}")]
     Topic(#[from] TopicError),

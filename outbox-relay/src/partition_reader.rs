@@ -1,5 +1,10 @@
-//! Reads back a range of one partition with a plain assigned consumer (no group, no commits):
-//! reconcile uses it to learn which outbox positions really are on the topic.
+//! Reads the end of one partition back with a plain assigned consumer (no group membership, no
+//! commits): reconcile uses it to learn which outbox positions really are on the topic.
+//!
+//! It reads from an offset up to partition EOF rather than up to the high watermark: Nisshi
+//! (0.7) answers ListOffsets with the last record *batch*'s base offset + 1, not the last
+//! offset + 1, so `high - 1` is only a lower bound of the last offset there (on Kafka it is
+//! exact). EOF, reported from the fetch path, is right on both.
 
 use std::time::Duration;
 
@@ -12,73 +17,52 @@ use tokio::time::Instant;
 use crate::error::RelayError;
 use crate::producer::position_from_headers;
 
+#[derive(Debug, Clone)]
 pub(crate) struct PartitionReader {
-    consumer: StreamConsumer,
+    brokers: String,
     timeout: Duration,
 }
 
 impl PartitionReader {
-    pub(crate) fn new(brokers: &str, timeout: Duration) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("client.id", "outbox-relay-reconcile")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest")
-            // Low, or each fetch of the (idle) tail waits the default 500 ms.
-            .set("fetch.wait.max.ms", "10")
-            .create()?;
-        Ok(Self { consumer, timeout })
+    pub(crate) fn new(brokers: &str, timeout: Duration) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            timeout,
+        }
     }
 
-    /// `(offset, aigo-position)` of every message at offsets `from..to` of the partition.
-    pub(crate) async fn positions(
+    /// `(offset, aigo-position)` of every message from offset `from` to the partition's end.
+    pub(crate) async fn read_to_end(
         &self,
         topic: &str,
         partition: i32,
         from: i64,
-        to: i64,
     ) -> Result<Vec<(i64, i64)>, RelayError> {
+        // A consumer per read: no EOF or prefetched message of an earlier read can leak in.
+        let consumer = self.consumer()?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
-        self.consumer.assign(&assignment)?;
-        let result = self.collect(topic, partition, from, to).await;
-        self.consumer.unassign()?;
-        result
-    }
+        consumer.assign(&assignment)?;
 
-    async fn collect(
-        &self,
-        topic: &str,
-        partition: i32,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(i64, i64)>, RelayError> {
         let deadline = Instant::now() + self.timeout;
-        let timed_out = || RelayError::ReadTimeout {
-            topic: topic.to_owned(),
-            partition,
-            from,
-            to,
-        };
         let mut found = Vec::new();
-        let mut next = from;
-        while next < to {
-            let message = tokio::time::timeout_at(deadline, self.consumer.recv())
+        loop {
+            let received = tokio::time::timeout_at(deadline, consumer.recv())
                 .await
-                .map_err(|_elapsed| timed_out())??;
-            // A previous assignment may still deliver a prefetched message: skip it.
+                .map_err(|_elapsed| RelayError::ReadTimeout {
+                    topic: topic.to_owned(),
+                    partition,
+                    from,
+                })?;
+            let message = match received {
+                Ok(message) => message,
+                Err(KafkaError::PartitionEOF(p)) if p == partition => return Ok(found),
+                Err(error) => return Err(error.into()),
+            };
             if message.topic() != topic || message.partition() != partition {
                 continue;
             }
             let offset = message.offset();
-            if offset < from {
-                continue;
-            }
-            if offset >= to {
-                break;
-            }
             let position = position_from_headers(message.headers()).ok_or_else(|| {
                 RelayError::MissingPosition {
                     topic: topic.to_owned(),
@@ -87,8 +71,22 @@ impl PartitionReader {
                 }
             })?;
             found.push((offset, position));
-            next = offset + 1;
         }
-        Ok(found)
+    }
+
+    fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", "outbox-relay-reconcile")
+            // librdkafka refuses assign() without a group id; the group is never joined
+            // (no subscribe) and nothing is committed.
+            .set("group.id", "outbox-relay-reconcile")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            // Low, or each fetch at the (idle) end waits the default 500 ms.
+            .set("fetch.wait.max.ms", "10")
+            .create()
     }
 }

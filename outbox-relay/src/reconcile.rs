@@ -2,8 +2,8 @@
 //! published. Mark exactly those, so the next publish sends only what Kafka does not have.
 //!
 //! Rows are sent in position order and each partition's log is in send order, so the rows that
-//! made it are found at the tail of their partition. The tail is read back and a row is marked
-//! only if its position is actually there: membership, not "position <= last on the partition",
+//! made it are found at the end of their partition. The end is read back (its `aigo-position`
+//! headers) and a row is marked only if its position is actually there: membership, not "position <= last on the partition",
 //! because librdkafka's idempotent producer can leave a gap when a queued message times out
 //! (it bumps the epoch and carries on), and a gap must be re-sent, not assumed delivered.
 
@@ -18,12 +18,15 @@ use crate::partition_reader::PartitionReader;
 use crate::partitioner::partition_for;
 use crate::producer::Publisher;
 
-/// Watermarks of a non-empty partition and the position of its last message.
-#[derive(Debug, Clone, Copy)]
+/// What was read at the end of a non-empty partition.
+#[derive(Debug, Clone)]
 struct Tail {
+    /// Log start offset.
     low: i64,
-    high: i64,
-    last_position: i64,
+    /// Offset the read started at.
+    from: i64,
+    /// `(offset, position)` from `from` to the end.
+    read: Vec<(i64, i64)>,
 }
 
 /// Marks as published every unpublished row that is already on its topic. Returns how many.
@@ -34,7 +37,7 @@ pub async fn reconcile(pool: &PgPool, publisher: &Publisher) -> Result<u64, Rela
     }
     // Fresh metadata: a failure that led here may have been a metadata change.
     publisher.forget_partition_counts();
-    let reader = PartitionReader::new(publisher.brokers(), publisher.request_timeout())?;
+    let reader = PartitionReader::new(publisher.brokers(), publisher.request_timeout());
     let mut marked = 0;
     for topic in &topics {
         marked += reconcile_topic(pool, publisher, &reader, topic)
@@ -58,20 +61,18 @@ async fn reconcile_topic(
         if high <= low {
             continue;
         }
-        let last = reader.positions(topic, partition, high - 1, high).await?;
-        if let Some(&(_, last_position)) = last.last() {
-            tails.insert(
-                partition,
-                Tail {
-                    low,
-                    high,
-                    last_position,
-                },
-            );
-        }
+        // On Kafka this reads the last message; on Nisshi the last record batch (see
+        // partition_reader).
+        let from = (high - 1).max(low);
+        let read = reader.read_to_end(topic, partition, from).await?;
+        tails.insert(partition, Tail { low, from, read });
     }
-    // Rows above every partition's last position were never delivered.
-    let Some(max_position) = tails.values().map(|t| t.last_position).max() else {
+    // Rows above every position seen at the partitions' ends were never delivered.
+    let Some(max_position) = tails
+        .values()
+        .flat_map(|t| t.read.iter().map(|&(_, p)| p))
+        .max()
+    else {
         return Ok(0);
     };
 
@@ -86,10 +87,10 @@ async fn reconcile_topic(
     let mut delivered = Vec::new();
     for (partition, candidates) in by_partition {
         // An empty partition holds none of them.
-        let Some(tail) = tails.get(&partition) else {
+        let Some(tail) = tails.remove(&partition) else {
             continue;
         };
-        let present = positions_on_tail(reader, topic, partition, *tail, &candidates).await?;
+        let present = positions_on_tail(reader, topic, partition, tail, &candidates).await?;
         delivered.extend(candidates.into_iter().filter(|p| present.contains(p)));
     }
     let marked = mark_published(pool, &delivered).await?;
@@ -99,8 +100,8 @@ async fn reconcile_topic(
     Ok(marked)
 }
 
-/// Positions found reading the partition backwards from its end, in growing windows, until a
-/// message older than every candidate (or the log start) is reached.
+/// Positions found at the end of the partition, reading from further back each time (growing
+/// window) until a message older than every candidate, or the log start, has been read.
 async fn positions_on_tail(
     reader: &PartitionReader,
     topic: &str,
@@ -111,21 +112,22 @@ async fn positions_on_tail(
     let Some(&oldest_candidate) = candidates.first() else {
         return Ok(HashSet::new());
     };
-    let mut present = HashSet::new();
-    let mut end = tail.high;
-    // Enough to hold every candidate plus one older message in the common case.
+    let Tail {
+        low,
+        mut from,
+        mut read,
+    } = tail;
+    // Enough for every candidate plus one older message in the common case.
     let mut window = i64::try_from(candidates.len())
         .unwrap_or(i64::MAX)
         .saturating_add(1);
     loop {
-        let start = end.saturating_sub(window).max(tail.low);
-        let read = reader.positions(topic, partition, start, end).await?;
         let reached_older = read.iter().any(|&(_, p)| p < oldest_candidate);
-        present.extend(read.into_iter().map(|(_, p)| p));
-        if reached_older || start <= tail.low {
-            return Ok(present);
+        if reached_older || from <= low {
+            return Ok(read.into_iter().map(|(_, p)| p).collect());
         }
-        end = start;
+        from = from.saturating_sub(window).max(low);
+        read = reader.read_to_end(topic, partition, from).await?;
         window = window.saturating_mul(2);
     }
 }

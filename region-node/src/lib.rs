@@ -4,6 +4,7 @@ pub mod app;
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod load;
 pub mod telemetry;
 
 pub use app::Application;

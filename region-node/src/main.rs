@@ -20,6 +20,20 @@ enum Command {
     Migrate,
     /// Serve the HTTP API and run the background tasks until SIGTERM or Ctrl-C.
     Serve,
+    /// Measure the write path: register then activate MODELS models on a running node.
+    Load {
+        /// Base URL of the node.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        target: String,
+        /// A token with write access on that node.
+        #[arg(long, env = "AIGO_TOKEN", default_value = "dev-admin-token-change-me")]
+        token: String,
+        #[arg(long, default_value_t = 2000)]
+        models: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 #[tokio::main]
@@ -28,6 +42,24 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init_tracing();
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Load {
+            target,
+            token,
+            models,
+            concurrency,
+        } => {
+            let report = region_node::load::run(&target, &token, models, concurrency).await?;
+            println!(
+                "{} commands in {:.2?}: {:.0} commands/s, p50 {:.2?}, p99 {:.2?}, {} failed",
+                report.commands,
+                report.elapsed,
+                report.per_second(),
+                report.p50,
+                report.p99,
+                report.failures
+            );
+            anyhow::ensure!(report.failures == 0, "{} commands failed", report.failures);
+        }
         Command::Migrate => {
             database::migrate(&settings.database).await?;
             tracing::info!(region = %settings.region, "migrations applied");

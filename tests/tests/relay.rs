@@ -125,7 +125,6 @@ async fn relay_publishes_each_row_once_intact_and_in_key_order(pool: PgPool) {
     outbox::wait_all_published(&pool).await;
     relay.stop().await;
 
-    assert_eq!(kafka::message_count(&topic, PARTITIONS).await, 250);
     let received = kafka::read_all(&topic, PARTITIONS).await;
     assert_exactly_once(&received, &appended, true);
 }
@@ -170,7 +169,7 @@ async fn crash_between_publish_and_mark_is_reconciled_without_duplicates(pool: P
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     drop(dying);
     assert_eq!(outbox::unpublished(&pool).await, 120);
-    assert_eq!(kafka::message_count(&topic, PARTITIONS).await, 80);
+    assert_eq!(kafka::read_all(&topic, PARTITIONS).await.len(), 80);
 
     // A fresh relay first finds those 80 on the topic...
     let fresh = Publisher::new(&config(&topic)).unwrap();

@@ -1,10 +1,11 @@
-//! Kafka side of the tests: broker address, unique names, reading a whole topic back without a
-//! consumer group (assign from the beginning: no ~1 s join, no offsets committed).
+//! Kafka side of the tests: broker address, unique names, reading a whole topic back without
+//! joining a consumer group (assign from the beginning: no join delay, no offsets committed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::time::Instant;
@@ -42,68 +43,43 @@ impl Received {
 fn consumer() -> StreamConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers())
+        // assign() needs a group id; the group is never joined and nothing is committed.
+        .set("group.id", unique_topic("relay-test-reader"))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        // End of data is partition EOF: Nisshi's high watermark is the last batch's base
+        // offset + 1, not the last offset + 1, so it cannot bound the read.
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "10")
         .create()
         .unwrap()
 }
 
-/// `(low, high)` watermarks of every partition of `topic`.
-pub async fn watermarks(topic: &str, partitions: i32) -> Vec<(i64, i64)> {
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer = consumer();
-        (0..partitions)
-            .map(|p| {
-                consumer
-                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                    .unwrap()
-            })
-            .collect()
-    })
-    .await
-    .unwrap()
-}
-
-/// Number of messages on the topic (no compaction, no transactions: high - low per partition).
-pub async fn message_count(topic: &str, partitions: i32) -> i64 {
-    watermarks(topic, partitions)
-        .await
-        .iter()
-        .map(|(low, high)| high - low)
-        .sum()
-}
-
-/// Every message of the topic up to the current high watermarks, in partition then offset order.
+/// Every message of the topic, read from the beginning of each partition to its end, in
+/// partition then offset order.
 pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
-    let marks = watermarks(topic, partitions).await;
     let consumer = consumer();
     let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for (p, (low, high)) in (0..partitions).zip(&marks) {
-        if high > low {
-            assignment
-                .add_partition_offset(topic, p, Offset::Offset(*low))
-                .unwrap();
-            remaining += high - low;
-        }
-    }
-    let mut received = Vec::new();
-    if remaining == 0 {
-        return received;
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let deadline = Instant::now() + super::DEADLINE;
-    while remaining > 0 {
-        let message = tokio::time::timeout_at(deadline, consumer.recv())
+    let mut at_end = HashSet::new();
+    let mut received = Vec::new();
+    while at_end.len() < usize::try_from(partitions).unwrap() {
+        let next = tokio::time::timeout_at(deadline, consumer.recv())
             .await
-            .unwrap_or_else(|_| panic!("{remaining} messages of {topic} never arrived"))
-            .unwrap();
-        let high = marks[usize::try_from(message.partition()).unwrap()].1;
-        if message.offset() >= high {
-            continue;
-        }
+            .unwrap_or_else(|_| panic!("{topic}: partitions {at_end:?} reached their end only"));
+        let message = match next {
+            Ok(message) => message,
+            Err(KafkaError::PartitionEOF(p)) => {
+                at_end.insert(p);
+                continue;
+            }
+            Err(error) => panic!("reading {topic}: {error}"),
+        };
         let headers = message
             .headers()
             .map(|hs| {
@@ -121,7 +97,6 @@ pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
             payload: message.payload().unwrap_or_default().to_vec(),
             headers,
         });
-        remaining -= 1;
     }
     received.sort_by_key(|m| (m.partition, m.offset));
     received
