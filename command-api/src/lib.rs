@@ -17,4 +17,4 @@ pub use auth::{Authenticator, Principal, Scope, TokenConfig};
 pub use dto::{CommandAccepted, problem_type};
 pub use problem::ApiError;
 pub use routes::{CommandState, router};
-pub use service::CommandService;
+pub use service::{CommandRequest, CommandService, Target};

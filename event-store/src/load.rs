@@ -91,3 +91,22 @@ impl EventStore {
             .transpose()
     }
 }
+
+impl EventStore {
+    /// Models `region` still serves although the catalogue says they are retired: each needs a
+    /// withdrawal event of that region.
+    pub async fn served_but_retired(&self, region: &RegionId) -> Result<Vec<ModelId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT a.model_id FROM catalogue_availability a
+               JOIN catalogue_models m USING (model_id)
+              WHERE a.region = $1 AND a.served AND m.lifecycle = 'retired'
+              ORDER BY a.model_id",
+        )
+        .bind(region.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|id| ModelId::parse(id).map_err(|e| StoreError::Invalid(e.to_string())))
+            .collect()
+    }
+}

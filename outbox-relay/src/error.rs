@@ -39,12 +39,8 @@ pub enum RelayError {
         partition: i32,
         offset: i64,
     },
-    #[error("reading {topic}/{partition} from offset {from} to its end timed out")]
-    ReadTimeout {
-        topic: String,
-        partition: i32,
-        from: i64,
-    },
+    #[error("reading {topic} partitions {partitions:?} to their end timed out")]
+    ReadTimeout { topic: String, partitions: Vec<i32> },
     #[error("ensuring topics: {0}")]
     Topic(#[from] TopicError),
     #[error("background task failed: {0}")]

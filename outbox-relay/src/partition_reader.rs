@@ -6,13 +6,16 @@
 //! offset + 1, so `high - 1` is only a lower bound of the last offset there (on Kafka it is
 //! exact). EOF, reported from the fetch path, is right on both.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::time::Instant;
+use tracing::{debug, warn};
 
 use crate::error::RelayError;
 use crate::producer::position_from_headers;
@@ -38,30 +41,50 @@ impl PartitionReader {
         partition: i32,
         from: i64,
     ) -> Result<Vec<(i64, i64)>, RelayError> {
+        let mut read = self.read_all_to_end(topic, &[(partition, from)]).await?;
+        Ok(read.remove(&partition).unwrap_or_default())
+    }
+
+    /// Like [`Self::read_to_end`] for several partitions of `topic` at once (one consumer).
+    pub(crate) async fn read_all_to_end(
+        &self,
+        topic: &str,
+        starts: &[(i32, i64)],
+    ) -> Result<HashMap<i32, Vec<(i64, i64)>>, RelayError> {
+        let mut found: HashMap<i32, Vec<(i64, i64)>> = HashMap::new();
+        if starts.is_empty() {
+            return Ok(found);
+        }
         // A consumer per read: no EOF or prefetched message of an earlier read can leak in.
         let consumer = self.consumer()?;
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
+        for &(partition, from) in starts {
+            assignment.add_partition_offset(topic, partition, Offset::Offset(from))?;
+            found.insert(partition, Vec::new());
+        }
         consumer.assign(&assignment)?;
 
         let deadline = Instant::now() + self.timeout;
-        let mut found = Vec::new();
-        loop {
+        let mut open: HashSet<i32> = starts.iter().map(|&(p, _)| p).collect();
+        while !open.is_empty() {
             let received = tokio::time::timeout_at(deadline, consumer.recv())
                 .await
                 .map_err(|_elapsed| RelayError::ReadTimeout {
                     topic: topic.to_owned(),
-                    partition,
-                    from,
+                    partitions: open.iter().copied().collect(),
                 })?;
             let message = match received {
                 Ok(message) => message,
-                Err(KafkaError::PartitionEOF(p)) if p == partition => return Ok(found),
+                Err(KafkaError::PartitionEOF(p)) => {
+                    open.remove(&p);
+                    continue;
+                }
                 Err(error) => return Err(error.into()),
             };
-            if message.topic() != topic || message.partition() != partition {
+            let partition = message.partition();
+            let Some(read) = found.get_mut(&partition) else {
                 continue;
-            }
+            };
             let offset = message.offset();
             let position = position_from_headers(message.headers()).ok_or_else(|| {
                 RelayError::MissingPosition {
@@ -70,11 +93,12 @@ impl PartitionReader {
                     offset,
                 }
             })?;
-            found.push((offset, position));
+            read.push((offset, position));
         }
+        Ok(found)
     }
 
-    fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
+    fn consumer(&self) -> Result<StreamConsumer<ReaderContext>, KafkaError> {
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", "outbox-relay-reconcile")
@@ -87,6 +111,24 @@ impl PartitionReader {
             .set("auto.offset.reset", "earliest")
             // Low, or each fetch at the (idle) end waits the default 500 ms.
             .set("fetch.wait.max.ms", "10")
-            .create()
+            .create_with_context(ReaderContext)
     }
 }
+
+/// librdkafka reports partition EOF through the error callback too, which rdkafka logs at
+/// ERROR by default; here EOF is how every read ends.
+struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF);
+        if eof {
+            debug!(reason, "reconcile read reached partition end");
+        } else {
+            warn!(%error, reason, "reconcile consumer error");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}

@@ -108,7 +108,8 @@ impl Publisher {
         self.cache().clear();
     }
 
-    /// Low and high watermark of a partition (high = offset the next message will get).
+    /// Low and high watermark of a partition. On Kafka high is the next offset; on Nisshi 0.7
+    /// it is the last record batch's base offset + 1, so only `high - 1 <= last offset` holds.
     pub async fn watermarks(&self, topic: &str, partition: i32) -> Result<(i64, i64), RelayError> {
         let producer = self.producer.clone();
         let timeout = self.request_timeout;
@@ -136,20 +137,25 @@ impl Publisher {
     /// Once a row cannot even be enqueued, later rows of its partition are not sent: sending
     /// them would leave a gap that a later retry could only fill out of order.
     pub async fn send_all(&self, rows: &[OutboxRow]) -> Result<SendReport, RelayError> {
-        // Resolve every partition count first so a metadata failure sends nothing.
-        let mut counts = HashMap::new();
+        // Route every row first, so a metadata failure sends nothing.
+        let mut counts: HashMap<&str, i32> = HashMap::new();
+        let mut routed = Vec::with_capacity(rows.len());
         for row in rows {
-            if !counts.contains_key(row.topic.as_str()) {
-                counts.insert(row.topic.as_str(), self.partition_count(&row.topic).await?);
-            }
+            let count = match counts.get(row.topic.as_str()) {
+                Some(&count) => count,
+                None => {
+                    let count = self.partition_count(&row.topic).await?;
+                    counts.insert(&row.topic, count);
+                    count
+                }
+            };
+            routed.push((row, partition_for(row.message_key.as_bytes(), count)));
         }
 
         let mut report = SendReport::default();
         let mut blocked: HashSet<(&str, i32)> = HashSet::new();
         let mut pending: Vec<(i64, DeliveryFuture)> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let count = counts.get(row.topic.as_str()).copied().unwrap_or(1);
-            let partition = partition_for(row.message_key.as_bytes(), count);
+        for (row, partition) in routed {
             if blocked.contains(&(row.topic.as_str(), partition)) {
                 report.skipped.push(row.position);
                 continue;

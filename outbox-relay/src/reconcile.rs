@@ -55,16 +55,23 @@ async fn reconcile_topic(
     topic: &str,
 ) -> Result<u64, RelayError> {
     let count = publisher.partition_count(topic).await?;
-    let mut tails = HashMap::new();
+    let mut lows = HashMap::new();
+    let mut starts = Vec::new();
     for partition in 0..count {
         let (low, high) = publisher.watermarks(topic, partition).await?;
-        if high <= low {
-            continue;
+        if high > low {
+            lows.insert(partition, low);
+            // On Kafka this reads the last message; on Nisshi the last record batch (see
+            // partition_reader).
+            starts.push((partition, (high - 1).max(low)));
         }
-        // On Kafka this reads the last message; on Nisshi the last record batch (see
-        // partition_reader).
-        let from = (high - 1).max(low);
-        let read = reader.read_to_end(topic, partition, from).await?;
+    }
+    let mut tails: HashMap<i32, Tail> = HashMap::new();
+    let mut reads = reader.read_all_to_end(topic, &starts).await?;
+    for (partition, from) in starts {
+        let (Some(&low), Some(read)) = (lows.get(&partition), reads.remove(&partition)) else {
+            continue;
+        };
         tails.insert(partition, Tail { low, from, read });
     }
     // Rows above every position seen at the partitions' ends were never delivered.

@@ -24,7 +24,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// and retried with back-off; the only error returned is an unusable producer configuration.
 ///
 /// The batch in flight when `shutdown` fires is finished (it is bounded by
-/// `message_timeout`), so a clean stop leaves nothing to reconcile.
+/// `message_timeout`), so a clean stop leaves nothing to reconcile. Dropping the future at any
+/// other point (task abort, crash) is safe too: the next start reconciles before publishing.
+///
+/// Exactly one relay may run per database: two would send the same rows.
 pub async fn run(
     config: RelayConfig,
     pool: PgPool,
@@ -50,9 +53,12 @@ pub async fn run(
             Err(error) => {
                 let delay = state.backoff;
                 warn!(%error, retry_in_ms = delay.as_millis(), "outbox relay step failed");
+                metrics::counter!("outbox_relay_errors_total").increment(1);
                 state.must_reconcile = true;
                 state.backoff = (state.backoff * 2).min(config.max_backoff);
-                replace_if_fatal(&config, &mut publisher);
+                if needs_fresh_producer(&error, &publisher) {
+                    replace_producer(&config, &mut publisher);
+                }
                 Some(delay)
             }
         };
@@ -126,16 +132,21 @@ async fn cycle(
     Ok(Cycle::Drained)
 }
 
-/// An idempotent producer with a fatal error (e.g. sequence desync) cannot send again.
-fn replace_if_fatal(config: &RelayConfig, publisher: &mut Publisher) {
-    let Some(reason) = publisher.fatal_error() else {
-        return;
-    };
+/// After undelivered messages the producer's idempotence state may be stuck: Nisshi, restarted,
+/// answers every send of the old producer id with an unknown error, and a fatal error (e.g. a
+/// sequence desync) makes librdkafka refuse to send at all. A fresh producer (new id) is cheap
+/// and reconcile runs before it sends, so nothing is duplicated.
+fn needs_fresh_producer(error: &RelayError, publisher: &Publisher) -> bool {
+    matches!(error, RelayError::Undelivered { .. }) || publisher.fatal_error().is_some()
+}
+
+fn replace_producer(config: &RelayConfig, publisher: &mut Publisher) {
+    let reason = publisher.fatal_error();
     match Publisher::new(config) {
         Ok(fresh) => {
-            warn!(%reason, "producer had a fatal error; replaced");
+            info!(fatal_error = ?reason, "producer replaced after failed deliveries");
             *publisher = fresh;
         }
-        Err(error) => warn!(%error, %reason, "producer had a fatal error; replacing it failed"),
+        Err(error) => warn!(%error, "replacing the producer failed; keeping the old one"),
     }
 }

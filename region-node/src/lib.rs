@@ -6,6 +6,7 @@ pub mod database;
 pub mod http;
 pub mod load;
 pub mod telemetry;
+pub mod withdrawals;
 
 pub use app::Application;
 pub use config::Settings;

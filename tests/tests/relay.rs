@@ -13,6 +13,7 @@ use outbox_relay::{
     partition_for, reconcile, relay_once, run,
 };
 use sqlx::PgPool;
+use support::broker::PrivateBroker;
 use support::kafka::{self, Received};
 use support::outbox::{self, Appended};
 use tokio::sync::oneshot;
@@ -231,18 +232,26 @@ async fn reconcile_marks_only_rows_really_on_the_topic(pool: PgPool) {
 
 #[sqlx::test(migrator = "migrations::MIGRATOR")]
 async fn relay_aborted_at_random_points_publishes_every_row_once_in_order(pool: PgPool) {
+    support::init_tracing();
     let topic = kafka::unique_topic("relay-abort");
     let mut relay_config = config(&topic);
     // Small batches: more batch boundaries for an abort to land between send and mark.
     relay_config.batch_size = 100;
     let mut appended = outbox::append(&pool, &topic, 1000, 11).await;
 
-    for round in 0..6 {
+    for round in 0..8 {
         let (_stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(run(relay_config.clone(), pool.clone(), async {
             let _ = stopped.await;
         }));
-        let crash_after = Duration::from_millis(rand::random_range(0..250));
+        // Crash while it is publishing: once a batch is marked, a few milliseconds later (a
+        // batch of 100 takes ~15 ms, most of it between first send and mark).
+        let before = outbox::unpublished(&pool).await;
+        support::eventually("the relay publishes something", || async {
+            (outbox::unpublished(&pool).await < before).then_some(())
+        })
+        .await;
+        let crash_after = Duration::from_millis(rand::random_range(0..40));
         tokio::time::sleep(crash_after).await;
         handle.abort();
         let ended = handle.await;
@@ -260,7 +269,72 @@ async fn relay_aborted_at_random_points_publishes_every_row_once_in_order(pool: 
     outbox::wait_all_published(&pool).await;
     relay.stop().await;
 
-    assert_eq!(appended.len(), 3400);
+    assert_eq!(appended.len(), 4200);
+    let received = kafka::read_all(&topic, PARTITIONS).await;
+    assert_exactly_once(&received, &appended, true);
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn relay_rides_out_a_broker_outage(pool: PgPool) {
+    support::init_tracing();
+    let mut broker = PrivateBroker::start().await;
+    let topic = kafka::unique_topic("relay-outage");
+    let mut relay_config =
+        RelayConfig::new(broker.brokers()).with_topic(TopicSpec::new(&topic, PARTITIONS));
+    relay_config.poll_interval = Duration::from_millis(100);
+    relay_config.max_backoff = Duration::from_millis(500);
+    relay_config.message_timeout = Duration::from_secs(2);
+    relay_config.request_timeout = Duration::from_secs(2);
+    let relay = Running::start(relay_config, &pool);
+    let mut appended = outbox::append(&pool, &topic, 100, 5).await;
+    outbox::wait_all_published(&pool).await;
+
+    broker.kill();
+    appended.extend(outbox::append(&pool, &topic, 200, 5).await);
+    // Not an assertion: gives the relay time to send, time out and back off at least once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        outbox::unpublished(&pool).await,
+        200,
+        "nothing can be marked published while the broker is down"
+    );
+    broker.restart().await;
+    outbox::wait_all_published(&pool).await;
+    relay.stop().await;
+
+    let received = kafka::read_all_from(&broker.brokers(), &topic, PARTITIONS).await;
+    assert_exactly_once(&received, &appended, true);
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn relay_resumes_after_its_database_connections_are_killed(pool: PgPool) {
+    let topic = kafka::unique_topic("relay-db-loss");
+    let mut relay_config = config(&topic);
+    relay_config.batch_size = 100;
+    let relay = Running::start(relay_config, &pool);
+
+    let mut appended = Vec::new();
+    let mut killed = 0;
+    for _ in 0..5 {
+        appended.extend(outbox::append(&pool, &topic, 300, 7).await);
+        tokio::time::sleep(Duration::from_millis(rand::random_range(0..40))).await;
+        // Every other session on this test database: the relay's pool and its listener.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        killed += n;
+    }
+    assert!(
+        killed > 0,
+        "no connection was terminated: the test proved nothing"
+    );
+    outbox::wait_all_published(&pool).await;
+    relay.stop().await;
+
     let received = kafka::read_all(&topic, PARTITIONS).await;
     assert_exactly_once(&received, &appended, true);
 }
@@ -283,4 +357,12 @@ async fn ensure_topics_creates_once_and_accepts_existing_topics() {
         .unwrap();
     assert_eq!(kafka::partition_count(&events).await, 4);
     assert_eq!(kafka::partition_count(&state).await, 2);
+    assert_eq!(
+        kafka::cleanup_policy(&state).await.as_deref(),
+        Some("compact")
+    );
+    assert_ne!(
+        kafka::cleanup_policy(&events).await.as_deref(),
+        Some("compact")
+    );
 }

@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
@@ -40,9 +42,9 @@ impl Received {
     }
 }
 
-fn consumer() -> StreamConsumer {
+fn consumer(brokers: &str) -> StreamConsumer {
     ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         // assign() needs a group id; the group is never joined and nothing is committed.
         .set("group.id", unique_topic("relay-test-reader"))
         .set("enable.auto.commit", "false")
@@ -54,10 +56,15 @@ fn consumer() -> StreamConsumer {
         .unwrap()
 }
 
+/// Every message of the topic on the test broker, see [`read_all_from`].
+pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
+    read_all_from(&brokers(), topic, partitions).await
+}
+
 /// Every message of the topic, read from the beginning of each partition to its end, in
 /// partition then offset order.
-pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
-    let consumer = consumer();
+pub async fn read_all_from(brokers: &str, topic: &str, partitions: i32) -> Vec<Received> {
+    let consumer = consumer(brokers);
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment
@@ -106,7 +113,7 @@ pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
 pub async fn partition_count(topic: &str) -> usize {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer()
+        let metadata = consumer(&brokers())
             .fetch_metadata(Some(&topic), Duration::from_secs(10))
             .unwrap();
         metadata
@@ -117,4 +124,20 @@ pub async fn partition_count(topic: &str) -> usize {
     })
     .await
     .unwrap()
+}
+
+/// The topic's `cleanup.policy`, as the broker describes it.
+pub async fn cleanup_policy(topic: &str) -> Option<String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let resource = described.into_iter().next().unwrap().unwrap();
+    resource
+        .get("cleanup.policy")
+        .and_then(|entry| entry.value.clone())
 }

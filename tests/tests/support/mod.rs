@@ -2,6 +2,7 @@
 //! and consumer groups, so tests run in parallel without seeing each other.
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+pub mod broker;
 pub mod kafka;
 pub mod node;
 pub mod outbox;
@@ -28,4 +29,14 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Logs to the test's captured output (shown when it fails); `RUST_LOG` overrides the filter.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
 }
