@@ -23,6 +23,7 @@ node_config() {
     local region=$1 port=$2
     cat <<TOML
 region = "$region"
+regions = ["eu-west", "us-east", "ap-northeast"]
 
 [http]
 listen = "127.0.0.1:$port"

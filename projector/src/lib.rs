@@ -1,1 +1,38 @@
-//! placeholder
+//! The regional projector's pure core: folding a region's events into CRDT counters, the
+//! versioned state actors exchange, and the merge into global totals. No I/O here: the Kafka
+//! consumer and the checkpoint store build on it.
+//!
+//! - A CRDT actor is one partition of one region's events topic ([`ActorId`]).
+//! - [`PartitionFold`] folds that partition's events into per-stream facts and the actor's
+//!   [`Counters`] (PN-counters per [`MetricKey`], holding this actor's dots only), skipping
+//!   re-deliveries by stream sequence; [`PartitionFold::snapshot`] is its checkpoint.
+//! - [`ActorState`] is what an actor publishes; its encoding is versioned and deterministic.
+//! - [`GlobalView`] merges any actor states received into [`CountSnapshot`]s.
+
+mod actor;
+mod counters;
+mod counts;
+mod error;
+mod facts;
+mod fold;
+mod global;
+mod metric;
+mod outcome;
+mod rules;
+pub mod runtime;
+mod snapshot;
+mod state;
+pub mod state_codec;
+mod watermark;
+
+pub use actor::ActorId;
+pub use counters::{Counters, MAX_DOT};
+pub use counts::{CountSnapshot, ProviderCounts, RegionCounts};
+pub use error::{CodecError, FoldError, InvalidState, ParseError};
+pub use facts::{AvailabilityFacts, ModelFacts, PartitionFacts};
+pub use fold::PartitionFold;
+pub use global::{GlobalView, Observed};
+pub use metric::MetricKey;
+pub use outcome::{FoldOutcome, FoldStats, SkipReason};
+pub use state::ActorState;
+pub use watermark::{EventMark, Watermark};

@@ -3,7 +3,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use std::time::Duration;
+
+use domain::RegionId;
 use metrics_exporter_prometheus::PrometheusHandle;
+use projector::runtime::projection::Projection;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -12,6 +16,13 @@ use sqlx::PgPool;
 pub struct QueryState {
     pub pool: PgPool,
     pub metrics: Option<PrometheusHandle>,
+    pub projection: Projection,
+    /// This node's region.
+    pub region: RegionId,
+    /// Every region of the deployment, this one included.
+    pub regions: Vec<RegionId>,
+    /// A region not heard from for longer is reported `stale`.
+    pub stale_after: Duration,
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -19,6 +30,11 @@ pub fn router(state: QueryState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/counts", get(crate::counts::global_counts))
+        .route(
+            "/v1/regions/{region}/counts",
+            get(crate::counts::region_counts),
+        )
         .with_state(state)
 }
 

@@ -1,5 +1,7 @@
-//! The read side of a region node. For now: liveness, readiness and Prometheus metrics.
+//! The read side of a region node: counts from the merged CRDT view, liveness, readiness,
+//! Prometheus metrics.
 
+mod counts;
 mod health;
 
 pub use health::{QueryState, router};

@@ -9,14 +9,17 @@ use domain::RegionId;
 use event_store::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use outbox_relay::{RelayConfig, TopicSpec};
+use projector::runtime::projection::Projection;
 use query_api::QueryState;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
-use crate::{database, http};
+use crate::streams::{self, StreamsPlan};
+use crate::{database, http, withdrawals};
 
 /// A built node, listening but not yet serving: `run_until_stopped` drives it.
 #[derive(Debug)]
@@ -24,6 +27,10 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     relay: RelayConfig,
+    streams: StreamsPlan,
+    service: CommandService,
+    projection: Projection,
+    withdrawal_interval: std::time::Duration,
     pool: PgPool,
 }
 
@@ -47,14 +54,27 @@ impl Application {
         let topic = settings.events_topic(region.as_str());
         let auth = Authenticator::new(&settings.tokens)
             .map_err(|e| anyhow::anyhow!("configuration: tokens: {e}"))?;
-        let store = EventStore::new(pool.clone(), region, topic.clone());
+        let regions = settings
+            .all_regions()
+            .iter()
+            .map(|r| RegionId::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .context("configuration: regions")?;
+        let streams = StreamsPlan::new(settings, &region);
+        let projection = Projection::new();
+        let store = EventStore::new(pool.clone(), region.clone(), topic.clone());
+        let service = CommandService::new(store);
         let commands = CommandState {
-            service: CommandService::new(store),
+            service: service.clone(),
             auth: Arc::new(auth),
         };
         let queries = QueryState {
             pool: pool.clone(),
             metrics,
+            projection: projection.clone(),
+            region,
+            regions,
+            stale_after: std::time::Duration::from_millis(settings.projector.stale_after_ms),
         };
         let mut relay = RelayConfig::new(settings.kafka.brokers.clone())
             .with_topic(TopicSpec::new(topic, settings.kafka.partitions));
@@ -66,6 +86,12 @@ impl Application {
             listener,
             router: http::router(commands, queries),
             relay,
+            streams,
+            service,
+            projection,
+            withdrawal_interval: std::time::Duration::from_millis(
+                settings.projector.withdrawal_interval_ms,
+            ),
             pool,
         })
     }
@@ -90,8 +116,27 @@ impl Application {
         let mut tasks = JoinSet::new();
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(when_stopped());
         tasks.spawn(async move { ("http server", serve.await.map_err(anyhow::Error::from)) });
-        let relay = outbox_relay::run(self.relay, self.pool, when_stopped());
+        let relay = outbox_relay::run(self.relay, self.pool.clone(), when_stopped());
         tasks.spawn(async move { ("outbox relay", relay.await.map_err(anyhow::Error::from)) });
+        let retirements = Arc::new(Notify::new());
+        let streaming = streams::run(
+            self.streams,
+            self.pool,
+            self.projection,
+            retirements.clone(),
+            when_stopped.clone(),
+        );
+        tasks.spawn(async move { ("streams", streaming.await) });
+        let withdrawing = withdrawals::run(
+            self.service,
+            retirements,
+            self.withdrawal_interval,
+            when_stopped(),
+        );
+        tasks.spawn(async move {
+            withdrawing.await;
+            ("retirement withdrawals", Ok(()))
+        });
 
         let mut failed = tokio::select! {
             () = shutdown => {

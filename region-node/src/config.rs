@@ -11,6 +11,8 @@ use serde::Deserialize;
 /// variables override them (`AIGO_HTTP__LISTEN=127.0.0.1:9000`).
 const DEFAULTS: &str = r#"
 region = "local"
+# Every region of the deployment (this one included); empty means just this one.
+regions = []
 
 [http]
 listen = "127.0.0.1:8080"
@@ -25,17 +27,41 @@ brokers = "127.0.0.1:9092"
 topic_prefix = "aigo"
 partitions = 3
 message_timeout_ms = 10000
+
+[projector]
+commit_every = 1000
+commit_interval_ms = 50
+heartbeat_ms = 1000
+stale_after_ms = 5000
+withdrawal_interval_ms = 5000
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub region: String,
+    pub regions: Vec<String>,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
+    pub projector: ProjectorSettings,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectorSettings {
+    /// Records folded between checkpoint commits, at most.
+    pub commit_every: usize,
+    /// Longest a folded record waits for its checkpoint commit.
+    pub commit_interval_ms: u64,
+    /// How often every owned actor state is republished, traffic or not.
+    pub heartbeat_ms: u64,
+    /// A region not heard from for longer is reported stale.
+    pub stale_after_ms: u64,
+    /// How often the node looks for retired models it still serves.
+    pub withdrawal_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +113,25 @@ impl Settings {
     /// Where region `region` publishes its events.
     pub fn events_topic(&self, region: &str) -> String {
         format!("{}.events.{region}", self.kafka.topic_prefix)
+    }
+
+    /// The compacted topic where every actor's counter state is exchanged.
+    pub fn exchange_topic(&self) -> String {
+        format!("{}.counter-states", self.kafka.topic_prefix)
+    }
+
+    /// A consumer group of this node: `role` is `projector`, `catalogue`, ...
+    pub fn group(&self, role: &str) -> String {
+        format!("{}.{role}.{}", self.kafka.topic_prefix, self.region)
+    }
+
+    /// Every region of the deployment, this one included, without duplicates.
+    pub fn all_regions(&self) -> Vec<String> {
+        let mut regions = self.regions.clone();
+        regions.push(self.region.clone());
+        regions.sort();
+        regions.dedup();
+        regions
     }
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod database;
 pub mod http;
 pub mod load;
+pub mod streams;
 pub mod telemetry;
 pub mod withdrawals;
 

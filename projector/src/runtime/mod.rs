@@ -1,0 +1,8 @@
+//! The projector's I/O: Kafka consumers, PostgreSQL checkpoints, state exchange, the live view.
+
+pub mod catalogue_follower;
+pub mod checkpoint;
+pub mod exchange;
+pub mod partition_projector;
+pub mod projection;
+pub mod source;

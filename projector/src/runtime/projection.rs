@@ -1,0 +1,100 @@
+//! The node's live view of the counts: every actor state it has seen, merged, plus a change
+//! feed. Written by the local projector and the state exchange, read by the query API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use domain::RegionId;
+use tokio::sync::{RwLock, broadcast};
+
+use crate::{ActorState, GlobalView, Observed};
+
+/// How many change notices a subscriber may fall behind before it is told it lagged (and must
+/// resync from a fresh snapshot); the fold never waits for a subscriber.
+const CHANGE_BUFFER: usize = 1024;
+
+/// Sent after every change of the merged view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountsChanged {
+    /// Increases by one per change; also the ETag of the counts.
+    pub version: u64,
+}
+
+/// Shared, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    view: RwLock<GlobalView>,
+    /// When a state of each region's actors last arrived, changed or not (freshness).
+    heard: std::sync::Mutex<BTreeMap<RegionId, DateTime<Utc>>>,
+    version: AtomicU64,
+    changes: broadcast::Sender<CountsChanged>,
+}
+
+impl Default for Projection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Projection {
+    pub fn new() -> Self {
+        let (changes, _) = broadcast::channel(CHANGE_BUFFER);
+        Self {
+            inner: Arc::new(Inner {
+                view: RwLock::new(GlobalView::new()),
+                heard: std::sync::Mutex::new(BTreeMap::new()),
+                version: AtomicU64::new(0),
+                changes,
+            }),
+        }
+    }
+
+    /// Merges received actor states; notifies subscribers if anything moved.
+    pub async fn observe(&self, states: impl IntoIterator<Item = ActorState>) {
+        let now = Utc::now();
+        let mut view = self.inner.view.write().await;
+        let mut changed = false;
+        for state in states {
+            if let Ok(mut heard) = self.inner.heard.lock() {
+                heard.insert(state.actor().region.clone(), now);
+            }
+            changed |= view.observe(state) != Observed::Unchanged;
+        }
+        if changed {
+            let version = self.inner.version.fetch_add(1, Ordering::SeqCst) + 1;
+            drop(view);
+            // No subscriber is fine: nobody is watching.
+            let _ = self.inner.changes.send(CountsChanged { version });
+        }
+    }
+
+    /// A consistent copy of the merged view and its version.
+    pub async fn read(&self) -> (GlobalView, u64) {
+        let view = self.inner.view.read().await;
+        (view.clone(), self.inner.version.load(Ordering::SeqCst))
+    }
+
+    /// When each region was last heard from.
+    pub fn heard(&self) -> BTreeMap<RegionId, DateTime<Utc>> {
+        self.inner
+            .heard
+            .lock()
+            .map(|heard| heard.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::SeqCst)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<CountsChanged> {
+        self.inner.changes.subscribe()
+    }
+}
