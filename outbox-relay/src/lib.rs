@@ -7,6 +7,7 @@
 
 mod config;
 mod error;
+mod leadership;
 mod listener;
 mod outbox;
 mod partition_reader;

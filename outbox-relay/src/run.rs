@@ -27,15 +27,20 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// `message_timeout`), so a clean stop leaves nothing to reconcile. Dropping the future at any
 /// other point (task abort, crash) is safe too: the next start reconciles before publishing.
 ///
-/// Exactly one relay may run per database: two would send the same rows.
+/// Exactly one relay runs per database: before publishing, it waits for the relay lock
+/// ([`crate::leadership`]), so scaled-out processes of one region never send the same rows.
 pub async fn run(
     config: RelayConfig,
     pool: PgPool,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RelayError> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let _leadership = tokio::select! {
+        () = shutdown.as_mut() => return Ok(()),
+        held = crate::leadership::acquire(&pool, config.max_backoff) => held,
+    };
     let mut publisher = Publisher::new(&config)?;
     let wakeups = Wakeups::spawn(pool.clone(), config.max_backoff);
-    let mut shutdown = std::pin::pin!(shutdown);
     let mut state = State {
         topics_ready: config.topics.is_empty(),
         must_reconcile: true,
