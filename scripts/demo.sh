@@ -6,6 +6,7 @@
 #   scripts/demo.sh          # up (idempotent: running nodes are kept, the demo data is not doubled)
 #   scripts/demo.sh down     # stop the three nodes (the services stay up)
 #   scripts/demo.sh status
+#   scripts/demo.sh reset    # stop the nodes and the dev broker, delete their data (a fresh start)
 set -euo pipefail
 
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -148,9 +149,22 @@ status() {
     done
 }
 
+reset() {
+    down
+    sleep 1
+    scripts/services.sh down dev || true
+    rm -rf "$AIGO_STATE_DIR/nisshi-dev"
+    for entry in "${REGIONS[@]}"; do
+        local region=${entry%%:*}
+        psql -h 127.0.0.1 -U postgres -qAtc "DROP DATABASE IF EXISTS aigo_${region//-/_} WITH (FORCE)"
+    done
+    log "demo data removed; scripts/demo.sh starts afresh"
+}
+
 case "${1:-up}" in
     up) up ;;
+    reset) reset ;;
     down) down ;;
     status) status ;;
-    *) die "usage: $0 [up|down|status]" ;;
+    *) die "usage: $0 [up|down|status|reset]" ;;
 esac

@@ -60,12 +60,14 @@ pub async fn withdraw_retired(service: &CommandService) -> Result<usize, ApiErro
             correlation_id: Uuid::now_v7(),
         };
         match service.execute(request).await {
-            Ok(_) => withdrawn += 1,
+            Ok(_) => {
+                withdrawn += 1;
+                tracing::info!(%model, %region, "withdrawn: the model was retired");
+            }
             // Someone withdrew it meanwhile: nothing left to do.
             Err(ApiError::Domain(DomainError::NotServed { .. })) => {}
             Err(error) => return Err(error),
         }
-        tracing::info!(%model, %region, "withdrawn: the model was retired");
     }
     Ok(withdrawn)
 }

@@ -150,8 +150,7 @@ impl Projector {
     /// The partition's committed fold, or a fresh one; its state is published right away so
     /// the other regions learn about a new owner's actor without waiting for traffic.
     async fn load(&self, partition: i32) -> Result<Owned, ProjectorError> {
-        let topic = &self.config.events_topic;
-        let (fold, next_offset) = match checkpoint::load(&self.pool, topic, partition).await? {
+        let (fold, next_offset) = match self.load_checkpoint(partition).await? {
             Some((fold, next)) => (fold, next),
             None => (
                 PartitionFold::new(ActorId::new(self.config.region.clone(), partition)),
@@ -167,6 +166,24 @@ impl Projector {
             next_offset,
             dirty: false,
         })
+    }
+
+    /// A database outage delays folding instead of ending it; a corrupt checkpoint is fatal.
+    async fn load_checkpoint(
+        &self,
+        partition: i32,
+    ) -> Result<Option<(PartitionFold, i64)>, ProjectorError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match checkpoint::load(&self.pool, &self.config.events_topic, partition).await {
+                Err(CheckpointError::Database(error)) => {
+                    warn!(%error, partition, retry_in_ms = delay.as_millis(), "projector: checkpoint not loaded");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn time_to_commit(&self) -> Duration {

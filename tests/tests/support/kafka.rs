@@ -68,7 +68,7 @@ pub async fn read_all_from(brokers: &str, topic: &str, partitions: i32) -> Vec<R
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
+            .add_partition_offset(topic, p, Offset::Offset(0))
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();

@@ -3,6 +3,8 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 pub mod broker;
+pub mod cluster;
+pub mod events;
 pub mod kafka;
 pub mod node;
 pub mod outbox;
