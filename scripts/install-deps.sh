@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # libsasl2-dev and libcurl (ssl/gssapi/curl features are off, and the build passes
 # --disable-* for them), libpq (sqlx speaks the PostgreSQL protocol itself).
 # The same set also builds Nisshi (libsql and aws-lc-sys use the cc crate).
-BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl)
+BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
 
 # --- Browser tests: placeholder, intentionally empty --------------------------
 # A later issue enables end-to-end tests of the dashboard in headless Chromium.
