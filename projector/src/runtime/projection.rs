@@ -98,3 +98,45 @@ impl Projection {
         self.inner.changes.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::RegionId;
+    use tokio::sync::broadcast::error::RecvError;
+
+    use super::*;
+    use crate::{ActorId, ActorState};
+
+    fn state(partition: i32) -> ActorState {
+        ActorState::empty(ActorId::new(RegionId::parse("eu-west").unwrap(), partition))
+    }
+
+    #[tokio::test]
+    async fn a_slow_subscriber_is_told_it_lagged_and_never_blocks_the_fold() {
+        let projection = Projection::new();
+        let mut slow = projection.subscribe();
+        // Every new actor is a change; far more changes than the buffer holds.
+        for partition in 0..(CHANGE_BUFFER as i32 + 10) {
+            projection.observe([state(partition)]).await;
+        }
+        assert_eq!(projection.version(), CHANGE_BUFFER as u64 + 10);
+        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(10))));
+        // After the lag notice it resumes with the oldest change still buffered.
+        assert_eq!(slow.recv().await.unwrap().version, 11);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_state_is_not_a_change_but_is_heard() {
+        let projection = Projection::new();
+        projection.observe([state(0)]).await;
+        let mut watcher = projection.subscribe();
+        projection.observe([state(0)]).await;
+        assert_eq!(projection.version(), 1);
+        assert!(watcher.try_recv().is_err());
+        assert!(
+            projection
+                .heard()
+                .contains_key(&RegionId::parse("eu-west").unwrap())
+        );
+    }
+}
