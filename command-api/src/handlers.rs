@@ -175,50 +175,27 @@ pub(crate) async fn update_metadata(
     .await
 }
 
-pub(crate) async fn serve(
-    state: State<CommandState>,
-    principal: Principal,
-    path: Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    availability(state, principal, path, incoming, AvailabilityCommand::Serve).await
-}
-
-pub(crate) async fn withdraw(
-    state: State<CommandState>,
-    principal: Principal,
-    path: Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    let command = AvailabilityCommand::Withdraw(WithdrawReason::Manual);
-    availability(state, principal, path, incoming, command).await
-}
-
-async fn availability(
+/// `PUT` serves the model in the region, `DELETE` withdraws it.
+pub(crate) async fn availability(
     State(state): State<CommandState>,
     principal: Principal,
     Path((region, model)): Path<(String, String)>,
-    incoming: Incoming,
-    command: AvailabilityCommand,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let command = if method == Method::DELETE {
+        AvailabilityCommand::Withdraw(WithdrawReason::Manual)
+    } else {
+        AvailabilityCommand::Serve
+    };
+    let incoming = Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    };
     let name = match command {
         AvailabilityCommand::Serve => "serve",
         AvailabilityCommand::Withdraw(_) => "withdraw",

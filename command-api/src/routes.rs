@@ -31,7 +31,7 @@ pub fn router(state: CommandState) -> Router {
         )
         .route(
             "/v1/regions/{region}/models/{*model}",
-            put(handlers::serve).delete(handlers::withdraw),
+            put(handlers::availability).delete(handlers::availability),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(state)

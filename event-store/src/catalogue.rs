@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use domain::{EventEnvelope, EventPayload, Lifecycle, OperationalStatus};
+use domain::{EventEnvelope, EventPayload, Lifecycle};
 use sqlx::PgConnection;
 
 /// A row of the catalogue read model, as the query side reads it.
@@ -53,16 +53,40 @@ pub async fn apply_to_catalogue(
             .await?;
         }
         EventPayload::ModelActivated => {
-            set_lifecycle(conn, model, Lifecycle::Active, sequence, at).await?
+            set_column(
+                conn,
+                model,
+                Column::Lifecycle,
+                Lifecycle::Active.as_str(),
+                sequence,
+                at,
+            )
+            .await?
         }
         EventPayload::ModelDeactivated => {
-            set_lifecycle(conn, model, Lifecycle::Inactive, sequence, at).await?
+            set_column(
+                conn,
+                model,
+                Column::Lifecycle,
+                Lifecycle::Inactive.as_str(),
+                sequence,
+                at,
+            )
+            .await?
         }
         EventPayload::ModelRetired => {
-            set_lifecycle(conn, model, Lifecycle::Retired, sequence, at).await?
+            set_column(
+                conn,
+                model,
+                Column::Lifecycle,
+                Lifecycle::Retired.as_str(),
+                sequence,
+                at,
+            )
+            .await?
         }
         EventPayload::ModelStatusChanged { status } => {
-            set_status(conn, model, *status, sequence, at).await?
+            set_column(conn, model, Column::Status, status.as_str(), sequence, at).await?
         }
         EventPayload::ModelMetadataUpdated { name, description } => {
             sqlx::query(
@@ -101,42 +125,37 @@ pub async fn apply_to_catalogue(
     Ok(())
 }
 
-async fn set_lifecycle(
-    conn: &mut PgConnection,
-    model: &str,
-    lifecycle: Lifecycle,
-    sequence: i64,
-    at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE catalogue_models SET lifecycle = $2, version = $3, updated_at = $4
-          WHERE model_id = $1 AND version < $3",
-    )
-    .bind(model)
-    .bind(lifecycle.as_str())
-    .bind(sequence)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The catalogue columns a single event replaces. A closed set, so the SQL stays static.
+#[derive(Clone, Copy)]
+enum Column {
+    Lifecycle,
+    Status,
 }
 
-async fn set_status(
+async fn set_column(
     conn: &mut PgConnection,
     model: &str,
-    status: OperationalStatus,
+    column: Column,
+    value: &str,
     sequence: i64,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE catalogue_models SET status = $2, version = $3, updated_at = $4
-          WHERE model_id = $1 AND version < $3",
-    )
-    .bind(model)
-    .bind(status.as_str())
-    .bind(sequence)
-    .bind(at)
-    .execute(conn)
-    .await?;
+    let sql = match column {
+        Column::Lifecycle => {
+            "UPDATE catalogue_models SET lifecycle = $2, version = $3, updated_at = $4
+              WHERE model_id = $1 AND version < $3"
+        }
+        Column::Status => {
+            "UPDATE catalogue_models SET status = $2, version = $3, updated_at = $4
+              WHERE model_id = $1 AND version < $3"
+        }
+    };
+    sqlx::query(sql)
+        .bind(model)
+        .bind(value)
+        .bind(sequence)
+        .bind(at)
+        .execute(conn)
+        .await?;
     Ok(())
 }
