@@ -18,17 +18,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The same set also builds Nisshi (libsql and aws-lc-sys use the cc crate).
 BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
 
-# --- Browser tests: placeholder, intentionally empty --------------------------
-# A later issue enables end-to-end tests of the dashboard in headless Chromium.
-# It does so by setting: BROWSER_PACKAGES=(chromium chromium-driver)
-# (/usr/bin/chromium, /usr/bin/chromedriver). Until then nothing is installed.
-BROWSER_PACKAGES=()
+# Browser tests: the dashboard's end-to-end test drives Debian's headless
+# Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
+BROWSER_PACKAGES=(chromium chromium-driver)
 
 install_browser_deps() {
     ((${#BROWSER_PACKAGES[@]} > 0)) || return 0
     ensure_debian_packages "${BROWSER_PACKAGES[@]}"
 }
-# ------------------------------------------------------------------------------
 
 # Run as root directly, otherwise through sudo (developer machines).
 as_root() {
