@@ -20,7 +20,8 @@ BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
 
 # Browser tests: the dashboard's end-to-end test drives Debian's headless
 # Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
-BROWSER_PACKAGES=(chromium chromium-driver)
+# fonts-nanum: a Korean font, so the page's Korean locale renders in screenshots.
+BROWSER_PACKAGES=(chromium chromium-driver fonts-nanum)
 
 install_browser_deps() {
     ((${#BROWSER_PACKAGES[@]} > 0)) || return 0

@@ -35,6 +35,7 @@ pub fn router(state: QueryState) -> Router {
             "/v1/regions/{region}/counts",
             get(crate::counts::region_counts),
         )
+        .merge(crate::dashboard::router())
         .with_state(state)
 }
 

@@ -2,6 +2,7 @@
 //! Prometheus metrics.
 
 mod counts;
+mod dashboard;
 mod health;
 
 pub use health::{QueryState, router};
