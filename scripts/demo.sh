@@ -117,7 +117,7 @@ up() {
     cat <<MSG
 
 AI-GO model tracker is up: three region nodes on the dev broker (127.0.0.1:9092).
-  eu-west       http://127.0.0.1:8081/   (API: /v1/..., /metrics, /readyz)
+  eu-west       http://127.0.0.1:8081/   (live dashboard; API: /v1/..., /metrics, /readyz)
   us-east       http://127.0.0.1:8082/
   ap-northeast  http://127.0.0.1:8083/
 Development token (admin on every node): $DEV_TOKEN

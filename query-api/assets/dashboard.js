@@ -56,6 +56,7 @@
       chartSummary: '{range}: total models {total0} → {total1}, active {active0} → {active1}.',
       changesHeading: 'Recent changes',
       feedEmpty: 'Changes appear here as they happen.',
+      feedNeedsStream: 'Changes appear here while the live stream is connected.',
       servedBy: 'Served by the region node',
       'mode.connecting': 'Connecting…',
       'mode.live': 'Live',
@@ -112,6 +113,7 @@
       chartSummary: '{range}: 전체 모델 {total0} → {total1}, 활성 {active0} → {active1}.',
       changesHeading: '최근 변경',
       feedEmpty: '변경 사항이 생기면 여기에 표시됩니다.',
+      feedNeedsStream: '실시간 스트림에 연결되어 있을 때 변경 사항이 여기에 표시됩니다.',
       servedBy: '응답한 리전 노드',
       'mode.connecting': '연결 중…',
       'mode.live': '실시간',
@@ -237,6 +239,14 @@
     const box = $('[data-testid="connection"]');
     box.dataset.mode = state.mode;
     $('[data-testid="connection-text"]').textContent = t(`mode.${state.mode}`, { seconds: POLL_MS / 1000 });
+    renderFeedEmpty();
+  }
+
+  // Changes only arrive over the stream: say so instead of promising them while polling.
+  function renderFeedEmpty() {
+    const empty = $('[data-testid="feed-empty"]');
+    empty.hidden = state.feed.length > 0;
+    empty.textContent = t(state.mode === 'live' || state.mode === 'connecting' ? 'feedEmpty' : 'feedNeedsStream');
   }
 
   function parse(event) {
@@ -500,7 +510,7 @@
       when.textContent = time(change.occurred_at);
       $('.where', item).textContent = `${change.model_id} · ${change.region} #${change.position}`;
     });
-    $('[data-testid="feed-empty"]').hidden = state.feed.length > 0;
+    renderFeedEmpty();
   }
 
   // ---- History chart (plain SVG) -----------------------------------------------------------
