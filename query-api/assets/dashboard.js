@@ -10,6 +10,8 @@
   const FEED_MAX = 30;
   const STREAM_RETRY_MIN_MS = 2000;
   const STREAM_RETRY_MAX_MS = 30000;
+  // The stream sends freshness every second; this long without a message means it is dead.
+  const STREAM_SILENCE_MS = 5000;
   const SERIES_REFRESH_MS = 60000;
   const STATUSES = ['operational', 'degraded', 'outage'];
   const RANGES = {
@@ -149,7 +151,9 @@
     series: { status: 'loading' },
     stream: null,
     streamRetryMs: STREAM_RETRY_MIN_MS,
+    lastMessageAt: 0,
     pollTimer: null,
+    pollLoop: 0,
   };
 
   const $ = (selector, root = document) => root.querySelector(selector);
@@ -260,34 +264,51 @@
     }
     const source = new EventSource('/v1/stream');
     state.stream = source;
+    state.lastMessageAt = Date.now();
+    const heard = (handler) => (e) => { state.lastMessageAt = Date.now(); handler(e); };
     const live = () => {
       state.streamRetryMs = STREAM_RETRY_MIN_MS;
       stopPolling();
       setMode('live');
     };
     source.addEventListener('open', live);
-    source.addEventListener('snapshot', (e) => { onCounts(parse(e)); live(); });
-    source.addEventListener('counts', (e) => onCounts(parse(e)));
-    source.addEventListener('change', (e) => onChange(parse(e)));
-    source.addEventListener('freshness', (e) => onFreshness(parse(e)));
+    source.addEventListener('snapshot', heard((e) => { onCounts(parse(e)); live(); }));
+    source.addEventListener('counts', heard((e) => onCounts(parse(e))));
+    source.addEventListener('change', heard((e) => onChange(parse(e))));
+    source.addEventListener('freshness', heard((e) => onFreshness(parse(e))));
     source.addEventListener('error', () => {
       // While CONNECTING the browser retries by itself and sends Last-Event-ID; CLOSED means
       // the server refused (no stream route, 503 over the cap): retry later ourselves.
+      if (state.mode === 'live') setMode('connecting');
       startPolling();
-      if (source.readyState === EventSource.CLOSED) {
-        source.close();
-        state.stream = null;
-        setTimeout(connectStream, state.streamRetryMs);
-        state.streamRetryMs = Math.min(state.streamRetryMs * 2, STREAM_RETRY_MAX_MS);
-      }
+      if (source.readyState === EventSource.CLOSED) abandonStream(source);
     });
+  }
+
+  function abandonStream(source) {
+    source.close();
+    if (state.stream === source) state.stream = null;
+    setTimeout(connectStream, state.streamRetryMs);
+    state.streamRetryMs = Math.min(state.streamRetryMs * 2, STREAM_RETRY_MAX_MS);
+  }
+
+  // A connection that went silent (a proxy holding it open) never reports an error itself.
+  function watchStream() {
+    const source = state.stream;
+    if (source && state.mode === 'live' && Date.now() - state.lastMessageAt > STREAM_SILENCE_MS) {
+      setMode('connecting');
+      startPolling();
+      abandonStream(source);
+    }
   }
 
   function startPolling() {
     if (state.pollTimer !== null) return;
+    // A tick still in flight from an earlier loop must not start a second loop.
+    const loop = ++state.pollLoop;
     const tick = async () => {
       await poll();
-      if (state.pollTimer !== null) state.pollTimer = setTimeout(tick, POLL_MS);
+      if (state.pollTimer !== null && loop === state.pollLoop) state.pollTimer = setTimeout(tick, POLL_MS);
     };
     state.pollTimer = setTimeout(tick, 0);
   }
@@ -296,6 +317,7 @@
     if (state.pollTimer === null) return;
     clearTimeout(state.pollTimer);
     state.pollTimer = null;
+    state.pollLoop += 1;
   }
 
   async function poll() {
@@ -619,7 +641,7 @@
     loadSeries();
     setInterval(loadSeries, SERIES_REFRESH_MS);
     // Ages keep growing between updates; stale regions must not look frozen.
-    setInterval(renderRegions, 1000);
+    setInterval(() => { renderRegions(); watchStream(); }, 1000);
     if ('ResizeObserver' in window) {
       let lastWidth = 0;
       new ResizeObserver((entries) => {
