@@ -17,6 +17,21 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+/// No single WebDriver command may hang a test: each is bounded by this.
+const COMMAND_BOUND: Duration = Duration::from_secs(30);
+
+/// `command`'s result, or a failure naming `what` if it takes longer than [`COMMAND_BOUND`].
+async fn bounded<T, E: std::fmt::Display>(
+    what: &str,
+    command: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(COMMAND_BOUND, command).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("{what}: {error}")),
+        Err(_) => Err(format!("{what}: no answer within {COMMAND_BOUND:?}")),
+    }
+}
+
 /// Chromium flags: headless, no sandbox (containers run as root), no GPU, a fixed window.
 const CHROMIUM_ARGS: [&str; 7] = [
     "--headless=new",
@@ -58,8 +73,10 @@ impl Browser {
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
         let port = free_port();
+        let log = target_dir().join("chromedriver.log");
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -89,62 +106,66 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.client
-            .goto(url)
+        bounded(&format!("opening {url}"), self.client.goto(url))
             .await
-            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Runs `script` (a function body; `return` gives the result) in the page.
     pub async fn eval(&self, script: &str) -> Result<Value, String> {
-        self.client
-            .execute(script, Vec::new())
-            .await
-            .map_err(|e| format!("script failed: {e}"))
+        bounded("running a script", self.client.execute(script, Vec::new())).await
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        bounded(
+            &format!("finding {css}"),
+            self.client.find(Locator::Css(css)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
+        let element = self.find(css).await;
+        bounded(&format!("clicking {css}"), element.click())
             .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Focuses `css` and presses Enter: what a keyboard user does.
     pub async fn press_enter_on(&self, css: &str) {
-        let element = self
-            .client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css}: {e}"));
-        element
-            .send_keys(&fantoccini::key::Key::Enter)
-            .await
-            .unwrap_or_else(|e| panic!("pressing Enter on {css}: {e}"));
+        let element = self.find(css).await;
+        let enter = fantoccini::key::Key::Enter;
+        bounded(
+            &format!("pressing Enter on {css}"),
+            element.send_keys(&enter),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub async fn set_window_size(&self, width: u32, height: u32) {
-        self.client
-            .set_window_size(width, height)
+        let what = format!("resizing the window to {width}x{height}");
+        bounded(&what, self.client.set_window_size(width, height))
             .await
-            .unwrap_or_else(|e| panic!("resizing the window to {width}x{height}: {e}"));
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Saves a PNG of the viewport to `path` and prints where it is.
     pub async fn screenshot(&self, path: &Path) {
-        let png = self
-            .client
-            .screenshot()
+        self.try_screenshot(path)
             .await
-            .unwrap_or_else(|e| panic!("taking a screenshot: {e}"));
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    async fn try_screenshot(&self, path: &Path) -> Result<(), String> {
+        let png = bounded("taking a screenshot", self.client.screenshot()).await?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).expect("screenshot directory");
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        std::fs::write(path, png).expect("writing the screenshot");
+        std::fs::write(path, png).map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("[browser] screenshot: {}", path.display());
+        Ok(())
     }
 
     /// Polls `check` until it answers `Ok`, for at most `bound`; on timeout saves a screenshot
@@ -162,8 +183,10 @@ impl Browser {
                     return value;
                 }
                 Err(reason) if started.elapsed() >= bound => {
-                    self.screenshot(&target_dir().join("dashboard-failure.png"))
-                        .await;
+                    let shot = target_dir().join("dashboard-failure.png");
+                    if let Err(error) = self.try_screenshot(&shot).await {
+                        eprintln!("[browser] no failure screenshot: {error}");
+                    }
                     panic!("not within {bound:?}: {what}\nlast answer: {reason}");
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -173,16 +196,21 @@ impl Browser {
 
     /// Ends the session (Chromium exits) and stops chromedriver.
     pub async fn close(self) {
-        let _ = self.client.clone().close().await;
+        let _ = bounded("closing the session", self.client.clone().close()).await;
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The whole group: chromedriver and the Chromium processes it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .status();
+        // The whole group: chromedriver and the Chromium processes it started. `--` matters:
+        // procps-ng 4.0's kill reads `-KILL -12345` as kill(-1, ..), every process there is.
+        let group = self.driver.id();
+        if group > 1 {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .status();
+        }
+        let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
