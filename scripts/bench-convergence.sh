@@ -11,63 +11,12 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$AIGO_ROOT"
 
+# shellcheck source=bench-cluster.sh source-path=SCRIPTDIR
+source scripts/bench-cluster.sh
+
 MODELS=${1:-5000}
 CONCURRENCY=${2:-16}
-TOKEN=bench-admin-token-0123456789
-PREFIX="bench-$(date +%s)"
-DIR=$(mktemp -d)
-REGIONS=(eu-west:8091 us-east:8092 ap-northeast:8093)
-BIN="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/release/region-node"
-
-scripts/services.sh up >/dev/null
-cargo build --release -p region-node
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    for entry in "${REGIONS[@]}"; do
-        psql -h 127.0.0.1 -U postgres -qAtc "DROP DATABASE IF EXISTS ${PREFIX//-/_}_${entry%%:*//-/_} WITH (FORCE)" >/dev/null 2>&1 || true
-    done
-}
-PIDS=()
-trap cleanup EXIT
-
-for entry in "${REGIONS[@]}"; do
-    region=${entry%%:*} port=${entry##*:}
-    cat >"$DIR/$region.toml" <<TOML
-region = "$region"
-regions = ["eu-west", "us-east", "ap-northeast"]
-[http]
-listen = "127.0.0.1:$port"
-[database]
-url = "postgres://postgres@127.0.0.1:5432/${PREFIX//-/_}_${region//-/_}"
-max_connections = 10
-acquire_timeout_ms = 3000
-[kafka]
-brokers = "127.0.0.1:19092"
-topic_prefix = "$PREFIX"
-partitions = 3
-message_timeout_ms = 10000
-[projector]
-commit_every = 1000
-commit_interval_ms = 50
-heartbeat_ms = 1000
-stale_after_ms = 5000
-withdrawal_interval_ms = 5000
-[[tokens]]
-name = "bench"
-secret = "$TOKEN"
-scopes = ["admin"]
-TOML
-    "$BIN" --config "$DIR/$region.toml" serve >"$DIR/$region.log" 2>&1 &
-    PIDS+=($!)
-done
-for entry in "${REGIONS[@]}"; do
-    port=${entry##*:}
-    until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.2; done
-done
-# Let the consumer groups settle before timing.
-sleep 8
+bench_cluster_up
 
 expected=$MODELS
 start=$(date +%s.%N)

@@ -28,33 +28,6 @@ install_browser_deps() {
     ensure_debian_packages "${BROWSER_PACKAGES[@]}"
 }
 
-# Run as root directly, otherwise through sudo (developer machines).
-as_root() {
-    if ((EUID == 0)); then
-        "$@"
-    else
-        sudo "$@"
-    fi
-}
-
-# ensure_debian_packages PKG...: install the missing ones; `apt-get update` only
-# when something is missing, so a machine that has everything never touches the
-# network here.
-ensure_debian_packages() {
-    local pkg missing=()
-    for pkg in "$@"; do
-        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-            missing+=("$pkg")
-        fi
-    done
-    ((${#missing[@]} > 0)) || return 0
-
-    log "installing Debian packages: ${missing[*]}"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
-
 # nisshi_installed: true if NISSHI_BIN reports exactly the pinned version
 # (`nisshi --version` prints "nisshi 0.7.0-pre.2").
 nisshi_installed() {

@@ -53,3 +53,30 @@ wait_for_port() {
         sleep 0.2
     done
 }
+
+# Run as root directly, otherwise through sudo (developer machines).
+as_root() {
+    if ((EUID == 0)); then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+# ensure_debian_packages PKG...: install the missing ones; `apt-get update` only
+# when something is missing, so a machine that has everything never touches the
+# network here.
+ensure_debian_packages() {
+    local pkg missing=()
+    for pkg in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    ((${#missing[@]} > 0)) || return 0
+
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}

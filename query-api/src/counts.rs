@@ -9,10 +9,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::{OperationalStatus, RegionId};
 use projector::{CountSnapshot, GlobalView, ProviderCounts};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
-use crate::health::QueryState;
+use crate::consistency;
+use crate::params::Params;
+use crate::problem::QueryError;
+use crate::state::QueryState;
 
 /// How fresh one region's numbers are at this node.
 #[derive(Debug, Serialize)]
@@ -30,6 +32,20 @@ pub struct RegionFreshness {
     pub stale: bool,
 }
 
+/// One region's liveness, as the stream reports it every tick.
+#[derive(Debug, Serialize)]
+pub struct Heartbeat {
+    pub last_heard_at: Option<DateTime<Utc>>,
+    pub age_ms: Option<i64>,
+    pub stale: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FreshnessBody {
+    pub generated_at: DateTime<Utc>,
+    pub regions: BTreeMap<RegionId, Heartbeat>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CountsBody {
     pub total: i64,
@@ -45,31 +61,98 @@ pub struct CountsBody {
     pub generated_at: DateTime<Utc>,
 }
 
-pub async fn global_counts(State(state): State<QueryState>, headers: HeaderMap) -> Response {
-    let (view, version) = state.projection.read().await;
-    if not_modified(&headers, version) {
-        return not_modified_response(version);
-    }
-    let body = body(&state, &view, view.totals(), version, None);
-    with_etag(body, version)
+/// Query parameters of the count routes.
+#[derive(Debug, Default, Deserialize)]
+pub struct CountsQuery {
+    /// A consistency token: answer only once the counts include that event.
+    pub after: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
+pub async fn global_counts(
+    State(state): State<QueryState>,
+    Params(query): Params<CountsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, QueryError> {
+    serve(&state, &headers, query.after.as_deref(), None).await
+}
+
+#[tracing::instrument(skip_all, fields(region = %region))]
 pub async fn region_counts(
     State(state): State<QueryState>,
     Path(region): Path<String>,
+    Params(query): Params<CountsQuery>,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, QueryError> {
     let region = match RegionId::parse(&region) {
         Ok(region) if state.regions.contains(&region) => region,
-        _ => return unknown_region(&region),
+        _ => return Err(QueryError::UnknownRegion(region)),
     };
-    let (view, version) = state.projection.read().await;
-    if not_modified(&headers, version) {
-        return not_modified_response(version);
+    serve(&state, &headers, query.after.as_deref(), Some(&region)).await
+}
+
+async fn serve(
+    state: &QueryState,
+    headers: &HeaderMap,
+    after: Option<&str>,
+    only: Option<&RegionId>,
+) -> Result<Response, QueryError> {
+    if let Some(token) = consistency::requested(headers, after)? {
+        consistency::until_counted(state, &token).await?;
     }
-    let counts = view.region_view(&region);
-    let body = body(&state, &view, counts, version, Some(&region));
-    with_etag(body, version)
+    let (view, version) = state.projection.read().await;
+    if not_modified(headers, version) {
+        return Ok(not_modified_response(version));
+    }
+    Ok(with_etag(render(state, &view, version, only), version))
+}
+
+/// The counts body for the whole deployment, or for one region's view.
+pub(crate) fn render(
+    state: &QueryState,
+    view: &GlobalView,
+    version: u64,
+    only: Option<&RegionId>,
+) -> CountsBody {
+    let counts = match only {
+        Some(region) => view.region_view(region),
+        None => view.totals(),
+    };
+    body(state, view, counts, version, only)
+}
+
+/// How recently each region was heard from, without counts: the stream's regular tick.
+pub(crate) fn freshness(state: &QueryState, only: Option<&RegionId>) -> FreshnessBody {
+    let now = Utc::now();
+    let heard = state.projection.heard();
+    let regions = state
+        .regions
+        .iter()
+        .filter(|region| only.is_none_or(|only| only == *region))
+        .map(|region| {
+            let last_heard_at = heard.get(region).copied();
+            let age_ms = age(now, last_heard_at);
+            let heartbeat = Heartbeat {
+                last_heard_at,
+                age_ms,
+                stale: is_stale(state, age_ms),
+            };
+            (region.clone(), heartbeat)
+        })
+        .collect();
+    FreshnessBody {
+        generated_at: now,
+        regions,
+    }
+}
+
+fn age(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<i64> {
+    at.map(|at| (now - at).num_milliseconds().max(0))
+}
+
+fn is_stale(state: &QueryState, age_ms: Option<i64>) -> bool {
+    let bound = i64::try_from(state.stale_after.as_millis()).unwrap_or(i64::MAX);
+    age_ms.is_none_or(|age| age > bound)
 }
 
 fn body(
@@ -95,7 +178,7 @@ fn body(
                 .filter_map(|a| a.watermark().last_event)
                 .max_by_key(|mark| mark.occurred_at);
             let last_heard_at = heard.get(region).copied();
-            let age_ms = last_heard_at.map(|at| (now - at).num_milliseconds().max(0));
+            let age_ms = age(now, last_heard_at);
             let freshness = RegionFreshness {
                 available: counts.regions.get(region).map_or(0, |r| r.available),
                 last_event_position: last.map(|m| m.position),
@@ -106,7 +189,7 @@ fn body(
                     .collect(),
                 last_heard_at,
                 age_ms,
-                stale: age_ms.is_none_or(|age| age > state.stale_after.as_millis() as i64),
+                stale: is_stale(state, age_ms),
             };
             (region.clone(), freshness)
         })
@@ -157,21 +240,5 @@ fn with_etag(body: CountsBody, version: u64) -> Response {
     }
     // Always revalidate: counts change the moment an event is folded.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
-}
-
-fn unknown_region(raw: &str) -> Response {
-    let body = json!({
-        "type": "/problems/unknown-region",
-        "title": "Not Found",
-        "status": 404,
-        "detail": format!("region {raw:?} is not part of this deployment"),
-        "code": "unknown-region",
-    });
-    let mut response = (StatusCode::NOT_FOUND, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
     response
 }

@@ -1,56 +1,29 @@
-use axum::Router;
+//! Liveness, readiness and metrics.
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use std::time::Duration;
-
-use domain::RegionId;
-use metrics_exporter_prometheus::PrometheusHandle;
-use projector::runtime::projection::Projection;
 use serde_json::json;
-use sqlx::PgPool;
 
-/// What the read routes share.
-#[derive(Debug, Clone)]
-pub struct QueryState {
-    pub pool: PgPool,
-    pub metrics: Option<PrometheusHandle>,
-    pub projection: Projection,
-    /// This node's region.
-    pub region: RegionId,
-    /// Every region of the deployment, this one included.
-    pub regions: Vec<RegionId>,
-    /// A region not heard from for longer is reported `stale`.
-    pub stale_after: Duration,
-}
-
-pub fn router(state: QueryState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/counts", get(crate::counts::global_counts))
-        .route(
-            "/v1/regions/{region}/counts",
-            get(crate::counts::region_counts),
-        )
-        .merge(crate::dashboard::router())
-        .with_state(state)
-}
+use crate::state::QueryState;
 
 /// The process is up and serving HTTP.
-async fn healthz() -> impl IntoResponse {
+pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and its migrations have been applied.
-async fn readyz(State(state): State<QueryState>) -> impl IntoResponse {
+/// Ready when the database answers, its migrations have been applied and the projector has
+/// caught up with its partitions (until then counts would be behind).
+pub async fn readyz(State(state): State<QueryState>) -> impl IntoResponse {
     let migrated: Result<Option<i64>, _> =
         sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
             .fetch_one(&state.pool)
             .await;
     match migrated {
+        Ok(Some(_)) if !state.projection.is_caught_up() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "not ready", "reason": "projector catching up" })),
+        ),
         Ok(Some(version)) => (
             StatusCode::OK,
             axum::Json(json!({ "status": "ready", "schema_version": version })),
@@ -70,7 +43,7 @@ async fn readyz(State(state): State<QueryState>) -> impl IntoResponse {
 }
 
 /// Prometheus text exposition of every metric this process records.
-async fn metrics(State(state): State<QueryState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<QueryState>) -> impl IntoResponse {
     let body = state
         .metrics
         .as_ref()

@@ -1,8 +1,18 @@
-//! The read side of a region node: counts from the merged CRDT view, liveness, readiness,
-//! Prometheus metrics.
+//! The read side of a region node: counts from the merged CRDT view, read-your-writes, the
+//! catalogue of models, live push over SSE, liveness, readiness, Prometheus metrics.
 
+mod consistency;
 mod counts;
 mod dashboard;
 mod health;
+mod locale;
+mod models;
+mod params;
+mod problem;
+mod routes;
+mod state;
+pub mod stream;
 
-pub use health::{QueryState, router};
+pub use routes::router;
+pub use state::QueryState;
+pub use stream::hub::{StreamHub, run_hub};

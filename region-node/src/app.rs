@@ -1,6 +1,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -9,8 +10,9 @@ use domain::RegionId;
 use event_store::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use outbox_relay::{RelayConfig, TopicSpec};
+use projector::runtime::change_feed::ChangeFeed;
 use projector::runtime::projection::Projection;
-use query_api::QueryState;
+use query_api::{QueryState, StreamHub};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -30,7 +32,9 @@ pub struct Application {
     streams: StreamsPlan,
     service: CommandService,
     projection: Projection,
-    withdrawal_interval: std::time::Duration,
+    feed: ChangeFeed,
+    queries: QueryState,
+    withdrawal_interval: Duration,
     pool: PgPool,
 }
 
@@ -74,24 +78,28 @@ impl Application {
             projection: projection.clone(),
             region,
             regions,
-            stale_after: std::time::Duration::from_millis(settings.projector.stale_after_ms),
+            partitions: settings.kafka.partitions,
+            stale_after: Duration::from_millis(settings.projector.stale_after_ms),
+            read_wait: Duration::from_millis(settings.http.read_wait_ms),
+            hub: StreamHub::new(settings.http.max_streams),
+            stream_tick: Duration::from_millis(settings.http.stream_tick_ms.max(100)),
         };
         let mut relay = RelayConfig::new(settings.kafka.brokers.clone())
             .with_topic(TopicSpec::new(topic, settings.kafka.partitions));
-        relay.message_timeout = std::time::Duration::from_millis(settings.kafka.message_timeout_ms);
+        relay.message_timeout = Duration::from_millis(settings.kafka.message_timeout_ms);
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
         Ok(Self {
             listener,
-            router: http::router(commands, queries),
+            router: http::router(commands, queries.clone()),
             relay,
             streams,
             service,
             projection,
-            withdrawal_interval: std::time::Duration::from_millis(
-                settings.projector.withdrawal_interval_ms,
-            ),
+            feed: ChangeFeed::new(),
+            queries,
+            withdrawal_interval: Duration::from_millis(settings.projector.withdrawal_interval_ms),
             pool,
         })
     }
@@ -118,12 +126,18 @@ impl Application {
         tasks.spawn(async move { ("http server", serve.await.map_err(anyhow::Error::from)) });
         let relay = outbox_relay::run(self.relay, self.pool.clone(), when_stopped());
         tasks.spawn(async move { ("outbox relay", relay.await.map_err(anyhow::Error::from)) });
+        let hub = query_api::run_hub(self.queries, self.feed.clone(), when_stopped());
+        tasks.spawn(async move {
+            hub.await;
+            ("stream hub", Ok(()))
+        });
         let retirements = Arc::new(Notify::new());
         let streaming = streams::run(
             self.streams,
             self.pool,
             self.projection,
             retirements.clone(),
+            self.feed,
             when_stopped.clone(),
         );
         tasks.spawn(async move { ("streams", streaming.await) });

@@ -16,6 +16,12 @@ regions = []
 
 [http]
 listen = "127.0.0.1:8080"
+# Longest a read given a consistency token waits for the projection to include it.
+read_wait_ms = 5000
+# Live streams (SSE) served at once; more are refused with 503.
+max_streams = 512
+# How often a live stream reports freshness; also its heartbeat.
+stream_tick_ms = 1000
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/aigo_local"
@@ -68,6 +74,9 @@ pub struct ProjectorSettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    pub read_wait_ms: u64,
+    pub max_streams: usize,
+    pub stream_tick_ms: u64,
 }
 
 #[derive(Clone, Deserialize)]

@@ -4,6 +4,7 @@ pub mod app;
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod latency;
 pub mod load;
 pub mod streams;
 pub mod telemetry;

@@ -79,13 +79,13 @@ pub async fn run(
     })
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted.get(index).copied().unwrap_or_default()
 }
 
 /// A short id unique per run, so repeated runs never collide on model ids.
-fn uuid_like() -> String {
+pub fn uuid_like() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -34,6 +34,23 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Measure command-to-stream latency: register COUNT models on one node at RATE per
+    /// second and time their arrival on another node's live stream.
+    Latency {
+        /// Base URL of the node that takes the commands.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        write: String,
+        /// Base URL of the node whose stream is watched.
+        #[arg(long, default_value = "http://127.0.0.1:8082")]
+        watch: String,
+        #[arg(long, env = "AIGO_TOKEN", default_value = "dev-admin-token-change-me")]
+        token: String,
+        /// Commands per second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+    },
 }
 
 #[tokio::main]
@@ -59,6 +76,24 @@ async fn main() -> anyhow::Result<()> {
                 report.failures
             );
             anyhow::ensure!(report.failures == 0, "{} commands failed", report.failures);
+        }
+        Command::Latency {
+            write,
+            watch,
+            token,
+            rate,
+            count,
+        } => {
+            let plan = region_node::latency::Plan {
+                write: &write,
+                watch: &watch,
+                token: &token,
+                rate,
+                count,
+            };
+            let report = region_node::latency::run(plan).await?;
+            println!("{}", report.summary());
+            anyhow::ensure!(report.complete(), "not every command reached the stream");
         }
         Command::Migrate => {
             database::migrate(&settings.database).await?;

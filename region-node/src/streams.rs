@@ -9,6 +9,7 @@ use anyhow::Context;
 use domain::RegionId;
 use outbox_relay::{TopicSpec, ensure_topics};
 use projector::runtime::catalogue_follower::{FollowerConfig, follow_catalogue};
+use projector::runtime::change_feed::ChangeFeed;
 use projector::runtime::exchange::{EXCHANGE_PARTITIONS, StatePublisher, run_exchange};
 use projector::runtime::partition_projector::{ProjectorConfig, run_projector};
 use projector::runtime::projection::Projection;
@@ -74,6 +75,7 @@ pub async fn run<F>(
     pool: PgPool,
     projection: Projection,
     retirements: Arc<Notify>,
+    feed: ChangeFeed,
     shutdown: impl Fn() -> F,
 ) -> anyhow::Result<()>
 where
@@ -110,7 +112,7 @@ where
         projection,
         shutdown(),
     );
-    let follower = follow_catalogue(plan.follower, pool, retirements, shutdown());
+    let follower = follow_catalogue(plan.follower, pool, retirements, feed, shutdown());
     let (projected, exchanged, followed) = tokio::join!(projector, exchange, follower);
     projected.context("projector")?;
     exchanged.context("state exchange")?;

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{EventEnvelope, EventPayload};
+use domain::{EventEnvelope, EventPayload, LocalizedText};
 use event_store::apply_to_catalogue;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
+use super::change_feed::{ChangeFeed, ChangeNotice};
 use super::source::{ExplicitOffsets, group_config};
 
 /// How the follower connects and whom it tells about retirements.
@@ -39,11 +40,13 @@ pub enum FollowerError {
 }
 
 /// Follows the topics until `shutdown`; `retirements` is notified after a batch that retired a
-/// model, so the withdrawal worker can act at once.
+/// model, so the withdrawal worker can act at once; `feed` hears of every event once it is
+/// durable in the catalogue.
 pub async fn follow_catalogue(
     config: FollowerConfig,
     pool: PgPool,
     retirements: Arc<Notify>,
+    feed: ChangeFeed,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FollowerError> {
     let mut next_offsets = load_offsets(&pool).await?;
@@ -78,13 +81,17 @@ pub async fn follow_catalogue(
             .instrument(span)
             .await
         {
-            Ok(retired) => {
+            Ok(applied) => {
                 for ((topic, partition), next) in &next_offsets {
                     consumer.context().advance(topic, *partition, *next);
                 }
-                if retired {
+                if applied
+                    .iter()
+                    .any(|e| matches!(e.event, EventPayload::ModelRetired))
+                {
                     retirements.notify_one();
                 }
+                announce(&pool, &feed, &applied).await;
                 // Only a hint for the next assignment; PostgreSQL holds the real position.
                 let _ = consumer.commit_consumer_state(CommitMode::Async);
             }
@@ -108,16 +115,16 @@ async fn load_offsets(pool: &PgPool) -> Result<Offsets, sqlx::Error> {
     Ok(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
 }
 
-/// Applies the batch in one transaction with the offsets it reached. True if a model was
-/// retired.
+/// Applies the batch in one transaction with the offsets it reached; answers the events
+/// applied.
 async fn apply_batch(
     pool: &PgPool,
     batch: &[BorrowedMessage<'_>],
     next_offsets: &mut Offsets,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Vec<EventEnvelope>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut reached = Offsets::new();
-    let mut retired = false;
+    let mut applied = Vec::new();
     for message in batch {
         let key = (message.topic().to_owned(), message.partition());
         if next_offsets
@@ -129,7 +136,7 @@ async fn apply_batch(
         match message.payload().map(EventEnvelope::decode) {
             Some(Ok(envelope)) => {
                 apply_to_catalogue(&mut tx, &envelope).await?;
-                retired |= matches!(envelope.event, EventPayload::ModelRetired);
+                applied.push(envelope);
             }
             Some(Err(error)) => {
                 warn!(topic = key.0, partition = key.1, offset = message.offset(), %error,
@@ -155,7 +162,38 @@ async fn apply_batch(
     tx.commit().await?;
     metrics::counter!("catalogue_events_applied_total").increment(batch.len() as u64);
     next_offsets.extend(reached);
-    Ok(retired)
+    Ok(applied)
+}
+
+/// Tells the feed about a committed batch, with each model's provider and names as the
+/// catalogue now has them. A failed look-up still announces the events, without names.
+async fn announce(pool: &PgPool, feed: &ChangeFeed, applied: &[EventEnvelope]) {
+    if applied.is_empty() {
+        return;
+    }
+    let ids: Vec<&str> = applied.iter().map(|e| e.model_id.as_str()).collect();
+    let rows: Vec<(String, String, sqlx::types::Json<LocalizedText>)> = sqlx::query_as(
+        "SELECT model_id, provider, name FROM catalogue_models WHERE model_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|error| {
+        warn!(%error, "change feed: names not found");
+        Vec::new()
+    });
+    let known: HashMap<String, (String, LocalizedText)> = rows
+        .into_iter()
+        .map(|(id, provider, name)| (id, (provider, name.0)))
+        .collect();
+    feed.announce(applied.iter().map(|envelope| {
+        let mut notice = ChangeNotice::new(envelope);
+        if let Some((provider, name)) = known.get(envelope.model_id.as_str()) {
+            notice.provider = Some(provider.clone());
+            notice.name = Some(name.clone());
+        }
+        notice
+    }));
 }
 
 /// After a failed batch, read it again from its first message per partition.

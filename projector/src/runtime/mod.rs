@@ -1,6 +1,7 @@
 //! The projector's I/O: Kafka consumers, PostgreSQL checkpoints, state exchange, the live view.
 
 pub mod catalogue_follower;
+pub mod change_feed;
 pub mod checkpoint;
 pub mod exchange;
 pub mod partition_projector;

@@ -219,6 +219,18 @@ impl Projector {
                 self.owned.insert(partition, owned);
             }
         }
+        if !self.projection.is_caught_up() {
+            let topic = &self.config.events_topic;
+            let positions: Vec<((String, i32), i64)> = self
+                .owned
+                .iter()
+                .map(|(partition, owned)| ((topic.clone(), *partition), owned.next_offset))
+                .collect();
+            if consumer.context().caught_up(&positions) {
+                info!(partitions = positions.len(), "projector caught up");
+                self.projection.mark_caught_up();
+            }
+        }
         let states: Vec<ActorState> = self.owned.values().map(|o| o.fold.state()).collect();
         for state in &states {
             self.publisher.publish(state);

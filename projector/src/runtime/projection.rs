@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use domain::RegionId;
 use tokio::sync::{RwLock, broadcast};
 
-use crate::{ActorState, GlobalView, Observed};
+use crate::{ActorId, ActorState, GlobalView, Observed, Watermark};
 
 /// How many change notices a subscriber may fall behind before it is told it lagged (and must
 /// resync from a fresh snapshot); the fold never waits for a subscriber.
@@ -35,6 +35,8 @@ struct Inner {
     heard: std::sync::Mutex<BTreeMap<RegionId, DateTime<Utc>>>,
     version: AtomicU64,
     changes: broadcast::Sender<CountsChanged>,
+    /// Set once the local projector has folded its partitions up to where they stood.
+    caught_up: AtomicBool,
 }
 
 impl Default for Projection {
@@ -52,6 +54,7 @@ impl Projection {
                 heard: std::sync::Mutex::new(BTreeMap::new()),
                 version: AtomicU64::new(0),
                 changes,
+                caught_up: AtomicBool::new(false),
             }),
         }
     }
@@ -88,6 +91,21 @@ impl Projection {
             .lock()
             .map(|heard| heard.clone())
             .unwrap_or_default()
+    }
+
+    /// How far one actor's merged state has folded (read without copying the view).
+    pub async fn watermark(&self, actor: &ActorId) -> Option<Watermark> {
+        let view = self.inner.view.read().await;
+        view.actor(actor).map(|state| *state.watermark())
+    }
+
+    pub fn mark_caught_up(&self) {
+        self.inner.caught_up.store(true, Ordering::SeqCst);
+    }
+
+    /// True once the local projector has caught up with its partitions (readiness).
+    pub fn is_caught_up(&self) -> bool {
+        self.inner.caught_up.load(Ordering::SeqCst)
     }
 
     pub fn version(&self) -> u64 {

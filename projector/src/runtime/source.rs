@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
@@ -28,7 +29,7 @@ pub fn group_config(brokers: &str, group: &str) -> ClientConfig {
         .set("heartbeat.interval.ms", "500")
         .set("fetch.wait.max.ms", "10")
         .set("topic.metadata.refresh.interval.ms", "2000")
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "1000");
     config
 }
 
@@ -41,6 +42,10 @@ pub struct ExplicitOffsets {
     starts: Mutex<HashMap<PartitionKey, i64>>,
     revoked: Mutex<Vec<PartitionKey>>,
     lag_metric: &'static str,
+    /// Each partition's high watermark, from the latest statistics.
+    high_watermarks: Mutex<HashMap<PartitionKey, i64>>,
+    /// The group has assigned this consumer its partitions (possibly none) at least once.
+    assigned_once: AtomicBool,
 }
 
 impl ExplicitOffsets {
@@ -49,6 +54,8 @@ impl ExplicitOffsets {
             starts: Mutex::new(starts),
             revoked: Mutex::new(Vec::new()),
             lag_metric,
+            high_watermarks: Mutex::new(HashMap::new()),
+            assigned_once: AtomicBool::new(false),
         }
     }
 
@@ -68,6 +75,20 @@ impl ExplicitOffsets {
             .unwrap_or_default()
     }
 
+    /// True once the group has assigned this consumer its partitions and each of them, by its
+    /// next offset in `positions`, has reached the high watermark the broker last reported.
+    pub fn caught_up(&self, positions: &[(PartitionKey, i64)]) -> bool {
+        if !self.assigned_once.load(Ordering::SeqCst) {
+            return false;
+        }
+        let Ok(high) = self.high_watermarks.lock() else {
+            return false;
+        };
+        positions
+            .iter()
+            .all(|(key, next)| high.get(key).is_some_and(|high| next >= high))
+    }
+
     fn start(&self, topic: &str, partition: i32) -> i64 {
         self.starts
             .lock()
@@ -79,8 +100,15 @@ impl ExplicitOffsets {
 
 impl ClientContext for ExplicitOffsets {
     fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut high = self.high_watermarks.lock().ok();
         for (name, topic) in &statistics.topics {
             for (partition, stats) in &topic.partitions {
+                if let Some(high) = high
+                    .as_mut()
+                    .filter(|_| *partition >= 0 && stats.hi_offset >= 0)
+                {
+                    high.insert((name.clone(), *partition), stats.hi_offset);
+                }
                 if *partition >= 0 && stats.consumer_lag >= 0 {
                     metrics::gauge!(self.lag_metric, "topic" => name.clone(), "partition" => partition.to_string())
                         .set(stats.consumer_lag as f64);
@@ -113,6 +141,7 @@ impl ConsumerContext for ExplicitOffsets {
                 if let Err(error) = consumer.assign(list) {
                     warn!(%error, "assignment failed");
                 }
+                self.assigned_once.store(true, Ordering::SeqCst);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Ok(mut revoked) = self.revoked.lock() {

@@ -42,6 +42,10 @@ pub const HEARTBEAT_MS: u64 = 200;
 pub const STALE_AFTER_MS: u64 = 3000;
 /// How often a node looks for retired models it still serves.
 pub const WITHDRAWAL_INTERVAL_MS: u64 = 500;
+/// Longest a read given a consistency token waits.
+pub const READ_WAIT_MS: u64 = 5000;
+/// Live streams a node serves at once.
+pub const MAX_STREAMS: usize = 8;
 
 /// Polls `check` until it answers `Ok`, failing the test after [`DEADLINE`] with `what` and the
 /// last reason `check` gave. No timed assertions: the deadline only bounds a hang.
@@ -199,6 +203,9 @@ regions = [{regions}]
 
 [http]
 listen = "127.0.0.1:{port}"
+read_wait_ms = {READ_WAIT_MS}
+max_streams = {MAX_STREAMS}
+stream_tick_ms = 500
 
 [database]
 url = "{url}"
@@ -500,6 +507,31 @@ impl Cluster {
             }
         })
         .await
+    }
+
+    /// An unauthenticated GET at `region`'s node, with extra headers.
+    pub async fn get(&self, region: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        let url = format!("{}{path}", self.node(region).base);
+        let mut request = self.client.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{region} GET {path}: {e}"));
+        let status = response.status();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        let mut body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if let (Some(etag), Value::Object(fields)) = (etag, &mut body) {
+            fields.insert("__etag".into(), Value::String(etag));
+        }
+        Answer { status, body }
     }
 
     /// `GET /v1/counts` at `region`'s node.

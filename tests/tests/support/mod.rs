@@ -9,6 +9,7 @@ pub mod events;
 pub mod kafka;
 pub mod node;
 pub mod outbox;
+pub mod sse;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,327 @@
+//! `GET /v1/models` and `GET /v1/models/{id}`: the catalogue, filtered, paginated by a stable
+//! cursor, with names in the client's language.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use domain::{Lifecycle, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+
+use crate::consistency;
+use crate::locale;
+use crate::params::Params;
+use crate::problem::QueryError;
+use crate::state::QueryState;
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 500;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub provider: Option<String>,
+    /// Only models this region serves.
+    pub region: Option<String>,
+    /// Lifecycle state: `inactive`, `active` or `retired`.
+    pub state: Option<String>,
+    pub status: Option<String>,
+    pub locale: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OneQuery {
+    pub locale: Option<String>,
+    pub after: Option<String>,
+}
+
+/// One model as a client sees it in one language.
+#[derive(Debug, Serialize)]
+pub struct ModelView {
+    pub id: String,
+    pub provider: String,
+    pub home_region: String,
+    /// In the answer's locale, else its base language, else English.
+    pub name: String,
+    pub description: Option<String>,
+    /// Every language the model is named in.
+    pub names: BTreeMap<String, String>,
+    pub lifecycle: String,
+    pub status: String,
+    /// The model stream's sequence: the value for `If-Match`.
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    /// Regions that serve it now.
+    pub available_in: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelPage {
+    pub items: Vec<ModelView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+    pub limit: i64,
+    pub locale: String,
+}
+
+/// A model and, for every region of the deployment, whether it serves it.
+#[derive(Debug, Serialize)]
+pub struct ModelDetail {
+    #[serde(flatten)]
+    pub model: ModelView,
+    pub locale: String,
+    pub regions: BTreeMap<String, RegionAvailability>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegionAvailability {
+    pub served: bool,
+    /// When it last started or stopped serving it; absent if it never did.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    model_id: String,
+    provider: String,
+    home_region: String,
+    name: Json<LocalizedText>,
+    description: Option<Json<LocalizedText>>,
+    lifecycle: String,
+    status: String,
+    version: i64,
+    updated_at: DateTime<Utc>,
+    available_in: Vec<String>,
+}
+
+const SELECT: &str = "SELECT m.model_id, m.provider, m.home_region, m.name, m.description,
+        m.lifecycle, m.status, m.version, m.updated_at,
+        ARRAY(SELECT a.region FROM catalogue_availability a
+              WHERE a.model_id = m.model_id AND a.served ORDER BY a.region) AS available_in
+   FROM catalogue_models m";
+
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    State(state): State<QueryState>,
+    Params(query): Params<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, QueryError> {
+    let filter = Filter::parse(&state, &query)?;
+    let locale = locale::negotiate(query.locale.as_deref(), &headers)?;
+    if let Some(token) = consistency::requested(&headers, query.after.as_deref())? {
+        consistency::until_catalogued(&state, &token).await?;
+    }
+    // Keyset pagination on the id (byte order): a page never repeats or skips a model that
+    // existed when the listing began, however many are added meanwhile.
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "{SELECT}
+          WHERE ($1::text IS NULL OR m.provider = $1)
+            AND ($2::text IS NULL OR m.lifecycle = $2)
+            AND ($3::text IS NULL OR m.status = $3)
+            AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM catalogue_availability r
+                 WHERE r.model_id = m.model_id AND r.region = $4 AND r.served))
+            AND ($5::text IS NULL OR m.model_id COLLATE \"C\" > $5)
+          ORDER BY m.model_id COLLATE \"C\"
+          LIMIT $6"
+    ))
+    .bind(filter.provider.as_ref().map(ProviderId::as_str))
+    .bind(filter.lifecycle.map(Lifecycle::as_str))
+    .bind(filter.status.map(OperationalStatus::as_str))
+    .bind(filter.region.as_ref().map(RegionId::as_str))
+    .bind(filter.after.as_ref().map(ModelId::as_str))
+    .bind(filter.limit + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let more = rows.len() as i64 > filter.limit;
+    let items: Vec<ModelView> = rows
+        .into_iter()
+        .take(usize::try_from(filter.limit).unwrap_or(0))
+        .map(|row| view(row, &locale))
+        .collect();
+    let next_cursor = more
+        .then(|| items.last().map(|last| encode_cursor(&last.id)))
+        .flatten();
+    Ok(axum::Json(ModelPage {
+        items,
+        next_cursor,
+        limit: filter.limit,
+        locale,
+    })
+    .into_response())
+}
+
+/// `GET /v1/models/{id}`; `raw` is the id as matched by the route's wildcard.
+#[tracing::instrument(skip_all, fields(model = raw))]
+pub async fn one(
+    state: &QueryState,
+    raw: &str,
+    query: OneQuery,
+    headers: &HeaderMap,
+) -> Result<Response, QueryError> {
+    let model = ModelId::parse(raw).map_err(|_| QueryError::UnknownModel(raw.to_owned()))?;
+    let locale = locale::negotiate(query.locale.as_deref(), headers)?;
+    if let Some(token) = consistency::requested(headers, query.after.as_deref())? {
+        consistency::until_catalogued(state, &token).await?;
+    }
+    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE m.model_id = $1"))
+        .bind(model.as_str())
+        .fetch_optional(&state.pool)
+        .await?;
+    let row = row.ok_or_else(|| QueryError::UnknownModel(raw.to_owned()))?;
+    let changes: Vec<(String, bool, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT region, served, updated_at FROM catalogue_availability WHERE model_id = $1",
+    )
+    .bind(model.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    let mut regions: BTreeMap<String, RegionAvailability> = state
+        .regions
+        .iter()
+        .map(|region| {
+            let availability = RegionAvailability {
+                served: false,
+                since: None,
+            };
+            (region.to_string(), availability)
+        })
+        .collect();
+    for (region, served, since) in changes {
+        let since = Some(since);
+        regions.insert(region, RegionAvailability { served, since });
+    }
+    let detail = ModelDetail {
+        model: view(row, &locale),
+        locale,
+        regions,
+    };
+    Ok(axum::Json(detail).into_response())
+}
+
+fn view(row: Row, locale: &str) -> ModelView {
+    ModelView {
+        name: row.name.0.resolve(locale).to_owned(),
+        description: row
+            .description
+            .as_ref()
+            .map(|d| d.0.resolve(locale).to_owned()),
+        names: row.name.0.entries().clone(),
+        id: row.model_id,
+        provider: row.provider,
+        home_region: row.home_region,
+        lifecycle: row.lifecycle,
+        status: row.status,
+        version: row.version,
+        updated_at: row.updated_at,
+        available_in: row.available_in,
+    }
+}
+
+/// A listing's filters, validated.
+struct Filter {
+    provider: Option<ProviderId>,
+    region: Option<RegionId>,
+    lifecycle: Option<Lifecycle>,
+    status: Option<OperationalStatus>,
+    after: Option<ModelId>,
+    limit: i64,
+}
+
+impl Filter {
+    fn parse(state: &QueryState, query: &ListQuery) -> Result<Self, QueryError> {
+        let provider = query
+            .provider
+            .as_deref()
+            .map(|raw| {
+                ProviderId::parse(raw).map_err(|_| {
+                    QueryError::invalid("provider", format!("{raw:?} is not a provider id"))
+                })
+            })
+            .transpose()?;
+        let region = query
+            .region
+            .as_deref()
+            .map(|raw| match RegionId::parse(raw) {
+                Ok(region) if state.regions.contains(&region) => Ok(region),
+                _ => Err(QueryError::invalid(
+                    "region",
+                    format!("{raw:?} is not a region of this deployment"),
+                )),
+            })
+            .transpose()?;
+        let lifecycle = query
+            .state
+            .as_deref()
+            .map(|raw| {
+                Lifecycle::parse(raw).map_err(|_| {
+                    QueryError::invalid("state", "must be one of inactive, active, retired")
+                })
+            })
+            .transpose()?;
+        let status = query
+            .status
+            .as_deref()
+            .map(|raw| {
+                OperationalStatus::parse(raw).map_err(|_| {
+                    QueryError::invalid("status", "must be one of operational, degraded, outage")
+                })
+            })
+            .transpose()?;
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(QueryError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        Ok(Self {
+            provider,
+            region,
+            lifecycle,
+            status,
+            after,
+            limit,
+        })
+    }
+}
+
+/// Cursors are opaque to clients: the last id of a page, hex-encoded.
+fn encode_cursor(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(raw: &str) -> Result<ModelId, QueryError> {
+    let bad = || QueryError::invalid("cursor", "is not a cursor this API issued");
+    if !raw.len().is_multiple_of(2) || raw.len() > 256 {
+        return Err(bad());
+    }
+    let bytes = (0..raw.len())
+        .step_by(2)
+        .map(|i| {
+            raw.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    let id = String::from_utf8(bytes).map_err(|_| bad())?;
+    ModelId::parse(&id).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_refused() {
+        let cursor = encode_cursor("openai/gpt-5");
+        assert_eq!(decode_cursor(&cursor).unwrap().as_str(), "openai/gpt-5");
+        for bad in ["", "0", "zz", "4142", &"41".repeat(200)] {
+            assert!(decode_cursor(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::health::{healthz, metrics, readyz};
+use crate::models::{self, OneQuery};
+use crate::params::Params;
+use crate::problem::QueryError;
+use crate::state::QueryState;
+use crate::{counts, stream};
+
+/// Every read route. Model ids contain `/`, so `GET /v1/models/{id}` is matched by a trailing
+/// wildcard, as the command routes are.
+pub fn router(state: QueryState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/counts", get(counts::global_counts))
+        .route("/v1/regions/{region}/counts", get(counts::region_counts))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{*rest}", get(model_route))
+        .route("/v1/stream", get(stream::sse::stream))
+        .merge(crate::dashboard::router())
+        .with_state(state)
+}
+
+/// `GET /v1/models/{id}`.
+async fn model_route(
+    State(state): State<QueryState>,
+    Path(rest): Path<String>,
+    Params(query): Params<OneQuery>,
+    headers: HeaderMap,
+) -> Result<Response, QueryError> {
+    models::one(&state, &rest, query, &headers).await
+}
