@@ -152,6 +152,7 @@
     stream: null,
     streamRetryMs: STREAM_RETRY_MIN_MS,
     lastMessageAt: 0,
+    retryTimer: null,
     pollTimer: null,
     pollLoop: 0,
   };
@@ -288,8 +289,14 @@
   function abandonStream(source) {
     source.close();
     if (state.stream === source) state.stream = null;
-    setTimeout(connectStream, state.streamRetryMs);
+    state.retryTimer = setTimeout(retryStream, state.streamRetryMs);
     state.streamRetryMs = Math.min(state.streamRetryMs * 2, STREAM_RETRY_MAX_MS);
+  }
+
+  function retryStream() {
+    clearTimeout(state.retryTimer);
+    state.retryTimer = null;
+    connectStream();
   }
 
   // A connection that went silent (a proxy holding it open) never reports an error itself.
@@ -326,6 +333,8 @@
       const response = await fetch('/v1/counts', { cache: 'no-store', headers: { Accept: 'application/json' } });
       if (!response.ok) throw new Error(`counts answered ${response.status}`);
       onCounts(await response.json());
+      // The node is back after an outage: try the stream now rather than after the backoff.
+      if (state.mode === 'offline' && state.retryTimer !== null) retryStream();
       if (state.mode !== 'live') setMode('polling');
     } catch (_) {
       if (state.mode !== 'live') setMode('offline');
@@ -373,7 +382,10 @@
     try {
       const path = id.split('/').map(encodeURIComponent).join('/');
       const response = await fetch(`/v1/models/${path}?locale=${state.locale}`, { headers: { Accept: 'application/json' } });
-      if (!response.ok) return;
+      if (!response.ok) {
+        state.names.delete(id); // not in this node's catalogue yet: ask again on its next change
+        return;
+      }
       const model = await response.json();
       if (model && typeof model.names === 'object') {
         state.names.set(id, model.names);
@@ -523,7 +535,7 @@
       $('.model-name', item).textContent = changeName(change);
       const kind = $('.kind', item);
       const status = payload.status ? t(`status.${payload.status}`) : '';
-      kind.textContent = t(`event.${change.type}`, { status, region: payload.region || change.region });
+      kind.textContent = t(`event.${change.type}`, { status, region: change.served_region || payload.region || change.region });
       if (kind.textContent === `event.${change.type}`) kind.textContent = String(change.type || '').replace(/_/g, ' ');
       const down = DOWN.has(change.type) || (change.type === 'model_status_changed' && payload.status !== 'operational');
       kind.className = `kind ${UP.has(change.type) ? 'up' : down ? 'down' : ''}`;
