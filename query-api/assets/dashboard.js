@@ -524,9 +524,9 @@
   function renderFeed() {
     const list = $('[data-testid="feed"]');
     keyed(list, state.feed.map((c) => c.key), () => el('li', { 'data-testid': 'change' },
-      el('span', { class: 'what' }, el('span', { class: 'model-name', 'data-testid': 'change-name' }), ' ', el('span', { class: 'kind' })),
+      el('span', { class: 'what model-name', 'data-testid': 'change-name' }),
       el('time', {}),
-      el('span', { class: 'where' })),
+      el('span', { class: 'detail' }, el('span', { class: 'kind' }), ' ', el('span', { class: 'where' }))),
     (item, key) => {
       const change = state.feed.find((c) => c.key === key);
       const payload = change.payload || {};
@@ -537,12 +537,14 @@
       const status = payload.status ? t(`status.${payload.status}`) : '';
       kind.textContent = t(`event.${change.type}`, { status, region: change.served_region || payload.region || change.region });
       if (kind.textContent === `event.${change.type}`) kind.textContent = String(change.type || '').replace(/_/g, ' ');
-      const down = DOWN.has(change.type) || (change.type === 'model_status_changed' && payload.status !== 'operational');
-      kind.className = `kind ${UP.has(change.type) ? 'up' : down ? 'down' : ''}`;
+      const statusChange = change.type === 'model_status_changed';
+      const up = UP.has(change.type) || (statusChange && payload.status === 'operational');
+      const down = DOWN.has(change.type) || (statusChange && payload.status !== 'operational');
+      kind.className = `kind ${up ? 'up' : down ? 'down' : ''}`;
       const when = $('time', item);
       when.dateTime = change.occurred_at || '';
       when.textContent = time(change.occurred_at);
-      $('.where', item).textContent = `${change.model_id} · ${change.region} #${change.position}`;
+      $('.where', item).textContent = `· ${change.model_id} · ${change.region} #${change.position}`;
     });
     renderFeedEmpty();
   }
@@ -579,6 +581,7 @@
     const box = $('[data-testid="chart"]');
     const series = state.series;
     box.dataset.state = series.status === 'ok' && series.points.length === 0 ? 'empty' : series.status;
+    $('.history figcaption').hidden = box.dataset.state !== 'ok';
     if (series.status !== 'ok' || series.points.length === 0) {
       const key = { loading: 'loading', unavailable: 'historyUnavailable', error: 'historyError' }[series.status] || 'historyEmpty';
       box.replaceChildren(el('p', { class: 'chart-message', 'data-testid': 'chart-message', text: t(key) }));

@@ -564,8 +564,11 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
             }
         })
         .await;
-    let screenshot = target_dir().join("dashboard-screenshot.png");
-    browser.screenshot(&screenshot).await;
+    // Tall enough for the whole page in one picture.
+    browser.set_window_size(1280, 1700).await;
+    browser
+        .screenshot(&target_dir().join("dashboard-screenshot.png"))
+        .await;
 
     // A phone's width: nothing wider than the viewport.
     browser.set_window_size(375, 900).await;
