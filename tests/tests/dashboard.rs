@@ -49,6 +49,8 @@ return {
       stale: tr.dataset.stale, badge: tr.querySelector('.badge').textContent }])),
   feed: all('[data-testid="feed"] > li', (li) => ({ model_id: li.dataset.modelId, type: li.dataset.type,
     name: li.querySelector('.model-name').textContent })),
+  chart: q('[data-testid="chart"]').dataset.state,
+  chart_lines: document.querySelectorAll('[data-testid="chart"] path.line').length,
   marker: window.__dashboardTestMarker || null,
   overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
 };
@@ -378,6 +380,39 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
     assert_eq!(shown, expected, "{page}");
     assert_eq!(page["label_total"], "Total models");
     assert_eq!(page["lang"], "en");
+
+    // History comes from the series endpoint when the node has one; without it the chart
+    // says so instead of drawing anything.
+    let series = reqwest::get(format!("{base}/v1/counts/series"))
+        .await
+        .expect("GET /v1/counts/series");
+    let no_route = series.status() == StatusCode::NOT_FOUND
+        && series
+            .json::<Value>()
+            .await
+            .is_ok_and(|b| b["code"] == "not-found");
+    browser
+        .within(
+            "the history chart reflects the series endpoint",
+            BOUND,
+            || async {
+                let page = read_page(&browser).await?;
+                let ok = if no_route {
+                    page["chart"] == "unavailable" && page["chart_lines"] == 0
+                } else {
+                    page["chart"] == "empty" || (page["chart"] == "ok" && page["chart_lines"] == 2)
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "chart {} with {} lines",
+                        page["chart"], page["chart_lines"]
+                    ))
+                }
+            },
+        )
+        .await;
 
     browser
         .within("connection shown as live (streaming)", BOUND, || async {
