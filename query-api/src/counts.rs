@@ -25,18 +25,17 @@ pub struct RegionFreshness {
     pub last_event_at: Option<DateTime<Utc>>,
     /// Last Kafka offset folded, per partition of the region's topic.
     pub offsets: BTreeMap<i32, Option<i64>>,
+    #[serde(flatten)]
+    pub heartbeat: Heartbeat,
+}
+
+/// One region's liveness; alone, it is what the stream reports every tick.
+#[derive(Debug, Serialize)]
+pub struct Heartbeat {
     /// When this node last received a state from the region (changed or not).
     pub last_heard_at: Option<DateTime<Utc>>,
     pub age_ms: Option<i64>,
     /// Not heard from within the configured bound.
-    pub stale: bool,
-}
-
-/// One region's liveness, as the stream reports it every tick.
-#[derive(Debug, Serialize)]
-pub struct Heartbeat {
-    pub last_heard_at: Option<DateTime<Utc>>,
-    pub age_ms: Option<i64>,
     pub stale: bool,
 }
 
@@ -124,35 +123,34 @@ pub(crate) fn render(
 /// How recently each region was heard from, without counts: the stream's regular tick.
 pub(crate) fn freshness(state: &QueryState, only: Option<&RegionId>) -> FreshnessBody {
     let now = Utc::now();
-    let heard = state.projection.heard();
-    let regions = state
-        .regions
-        .iter()
-        .filter(|region| only.is_none_or(|only| only == *region))
-        .map(|region| {
-            let last_heard_at = heard.get(region).copied();
-            let age_ms = age(now, last_heard_at);
-            let heartbeat = Heartbeat {
-                last_heard_at,
-                age_ms,
-                stale: is_stale(state, age_ms),
-            };
-            (region.clone(), heartbeat)
-        })
-        .collect();
     FreshnessBody {
         generated_at: now,
-        regions,
+        regions: heartbeats(state, only, now).collect(),
     }
 }
 
-fn age(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<i64> {
-    at.map(|at| (now - at).num_milliseconds().max(0))
-}
-
-fn is_stale(state: &QueryState, age_ms: Option<i64>) -> bool {
+/// Every region's (or only `only`'s) liveness as of `now`.
+fn heartbeats<'a>(
+    state: &'a QueryState,
+    only: Option<&'a RegionId>,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = (RegionId, Heartbeat)> + 'a {
+    let heard = state.projection.heard();
     let bound = i64::try_from(state.stale_after.as_millis()).unwrap_or(i64::MAX);
-    age_ms.is_none_or(|age| age > bound)
+    state
+        .regions
+        .iter()
+        .filter(move |region| only.is_none_or(|only| only == *region))
+        .map(move |region| {
+            let last_heard_at = heard.get(region).copied();
+            let age_ms = last_heard_at.map(|at| (now - at).num_milliseconds().max(0));
+            let heartbeat = Heartbeat {
+                last_heard_at,
+                age_ms,
+                stale: age_ms.is_none_or(|age| age > bound),
+            };
+            (region.clone(), heartbeat)
+        })
 }
 
 fn body(
@@ -163,35 +161,27 @@ fn body(
     only: Option<&RegionId>,
 ) -> CountsBody {
     let now = Utc::now();
-    let heard = state.projection.heard();
-    let regions = state
-        .regions
-        .iter()
-        .filter(|region| only.is_none_or(|only| only == *region))
-        .map(|region| {
+    let regions = heartbeats(state, only, now)
+        .map(|(region, heartbeat)| {
             let actors: Vec<_> = view
                 .actors()
-                .filter(|a| a.actor().region == *region)
+                .filter(|a| a.actor().region == region)
                 .collect();
             let last = actors
                 .iter()
                 .filter_map(|a| a.watermark().last_event)
                 .max_by_key(|mark| mark.occurred_at);
-            let last_heard_at = heard.get(region).copied();
-            let age_ms = age(now, last_heard_at);
             let freshness = RegionFreshness {
-                available: counts.regions.get(region).map_or(0, |r| r.available),
+                available: counts.regions.get(&region).map_or(0, |r| r.available),
                 last_event_position: last.map(|m| m.position),
                 last_event_at: last.map(|m| m.occurred_at),
                 offsets: actors
                     .iter()
                     .map(|a| (a.actor().partition, a.watermark().offset))
                     .collect(),
-                last_heard_at,
-                age_ms,
-                stale: is_stale(state, age_ms),
+                heartbeat,
             };
-            (region.clone(), freshness)
+            (region, freshness)
         })
         .collect();
     CountsBody {
