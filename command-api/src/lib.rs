@@ -10,11 +10,13 @@ mod dto;
 mod handlers;
 mod headers;
 mod problem;
+mod rate_limit;
 mod routes;
 mod service;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
 pub use dto::{CommandAccepted, problem_type};
 pub use problem::ApiError;
+pub use rate_limit::CommandRateLimit;
 pub use routes::{CommandState, router};
 pub use service::{CommandRequest, CommandService, Target};
