@@ -12,8 +12,12 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::body::{accept_bytes, parse_json};
-use crate::dto::{MetadataBody, RegisterBody, StatusBody};
+use crate::dto::{CommandAccepted, MetadataBody, RegisterBody, StatusBody};
 use crate::headers;
+use crate::openapi::{
+    BadRequest, CommandHeaders, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+};
 use crate::problem::ApiError;
 use crate::routes::CommandState;
 use crate::service::{CommandRequest, Target};
@@ -26,6 +30,19 @@ pub(crate) struct Incoming {
     body: Result<Bytes, BytesRejection>,
 }
 
+/// Register a model; it starts `inactive`. Only its home region's node accepts it.
+#[utoipa::path(
+    post, path = "/v1/models", tag = "commands", operation_id = "register",
+    security(("bearer" = [])),
+    params(CommandHeaders),
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The recorded event", body = CommandAccepted,
+            headers(("Location" = String, description = "`/v1/models/{id}`"))),
+        BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, Unavailable,
+    ),
+)]
 pub(crate) async fn register(
     State(state): State<CommandState>,
     principal: Principal,
@@ -96,6 +113,18 @@ pub(crate) async fn lifecycle(
     .await
 }
 
+/// Set a model's operational status (from status probes).
+#[utoipa::path(
+    put, path = "/v1/models/{id}/status", tag = "commands", operation_id = "set_status",
+    security(("bearer" = [])),
+    params(("id" = ModelId, Path), CommandHeaders),
+    request_body = StatusBody,
+    responses(
+        (status = 200, description = "The recorded event", body = CommandAccepted),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    ),
+)]
 pub(crate) async fn set_status(
     State(state): State<CommandState>,
     principal: Principal,
@@ -130,6 +159,18 @@ pub(crate) async fn set_status(
     .await
 }
 
+/// Change a model's localized name and/or description.
+#[utoipa::path(
+    patch, path = "/v1/models/{id}", tag = "commands", operation_id = "update_metadata",
+    security(("bearer" = [])),
+    params(("id" = ModelId, Path), CommandHeaders),
+    request_body = MetadataBody,
+    responses(
+        (status = 200, description = "The recorded event", body = CommandAccepted),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+    ),
+)]
 pub(crate) async fn update_metadata(
     State(state): State<CommandState>,
     principal: Principal,

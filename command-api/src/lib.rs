@@ -9,12 +9,15 @@ mod body;
 mod dto;
 mod handlers;
 mod headers;
+mod openapi;
+mod operations;
 mod problem;
 mod routes;
 mod service;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
 pub use dto::{CommandAccepted, problem_type};
+pub use openapi::{ApiDoc, Problem};
 pub use problem::ApiError;
 pub use routes::{CommandState, router};
 pub use service::{CommandRequest, CommandService, Target};

@@ -11,6 +11,7 @@ mod error;
 mod ids;
 mod lifecycle;
 mod model;
+mod schema;
 mod stream;
 mod text;
 mod token;

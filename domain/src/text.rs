@@ -69,7 +69,7 @@ pub(crate) mod limits {
     }
 }
 
-const MAX_LOCALES: usize = 32;
+pub(crate) const MAX_LOCALES: usize = 32;
 
 impl LocalizedText {
     pub const FALLBACK_LOCALE: &'static str = "en";
