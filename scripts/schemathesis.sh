@@ -15,8 +15,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$AIGO_ROOT"
 
 SCHEMATHESIS_VERSION=4.32.5
-VENV="${AIGO_VENV:-$HOME/.cache/aigo-tracker/venv}"
-PORT=${AIGO_SCHEMATHESIS_PORT:-18181}
+VENV="${SCHEMATHESIS_VENV:-$HOME/.cache/aigo-tracker/venv}"
+PORT=${SCHEMATHESIS_PORT:-18181}
 TOKEN=schemathesis-admin-token-0123456789
 PREFIX="st-$(date +%s)-$$"
 DATABASE="${PREFIX//-/_}"
@@ -25,7 +25,7 @@ DIR=$(mktemp -d)
 
 # The distribution's interpreter where there is one: CPython 3.11.7 (pyenv's here) fails inside
 # Hypothesis with "AST constructor recursion depth mismatch", a regression fixed in 3.11.8.
-PYTHON=${AIGO_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+PYTHON=${SCHEMATHESIS_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 
 install_schemathesis() {
     if [[ -x "$VENV/bin/st" ]] && [[ "$("$VENV/bin/st" --version 2>/dev/null)" == *" $SCHEMATHESIS_VERSION" ]]; then
@@ -83,7 +83,9 @@ scopes = ["admin"]
 TOML
 
 log "starting a region node on 127.0.0.1:$PORT (log: $DIR/node.log)"
-RUST_LOG=warn "$BIN" --config "$DIR/node.toml" serve >"$DIR/node.log" 2>&1 &
+# The node reads AIGO_* variables as configuration: keep the caller's out of it.
+mapfile -t inherited < <(compgen -e | grep '^AIGO_' || true)
+env "${inherited[@]/#/--unset=}" RUST_LOG=warn "$BIN" --config "$DIR/node.toml" serve >"$DIR/node.log" 2>&1 &
 NODE_PID=$!
 wait_for_port 127.0.0.1 "$PORT" 60 "$NODE_PID" || { cat "$DIR/node.log" >&2; die "the node did not start"; }
 deadline=$((SECONDS + 60))
@@ -97,17 +99,18 @@ done
 # API's design (e.g. positive_data_acceptance) are not asked for.
 log "running schemathesis"
 status=0
-"$VENV/bin/st" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
+# From the scratch directory: Schemathesis keeps its crash cache (.schemathesis/) where it runs.
+(cd "$DIR" && "$VENV/bin/st" --config-file "$AIGO_ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
     --header "Authorization: Bearer $TOKEN" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
     --exclude-path /v1/stream \
-    --phases examples,coverage,fuzzing \
+    --phases examples,coverage,fuzzing,stateful \
     --max-examples 10 \
     --workers 2 \
     --request-timeout 10 \
     --generation-database none \
     --no-color \
-    "$@" || status=$?
+    "$@") || status=$?
 if ((status != 0)); then
     log "schemathesis found problems (node log: last lines below)"
     tail -n 40 "$DIR/node.log" >&2

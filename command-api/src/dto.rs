@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use domain::{ConsistencyToken, EventEnvelope, LocalizedText, ModelId, ProviderId, RegionId};
+use domain::{
+    ConsistencyToken, EventEnvelope, LocalizedName, LocalizedText, ModelId, ProviderId, RegionId,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -18,7 +20,7 @@ pub struct RegisterBody {
     pub id: String,
     #[schema(value_type = ProviderId)]
     pub provider: String,
-    #[schema(value_type = LocalizedText)]
+    #[schema(value_type = LocalizedName)]
     pub name: BTreeMap<String, String>,
     #[serde(default)]
     #[schema(value_type = Option<LocalizedText>)]
@@ -42,7 +44,7 @@ pub struct StatusBody {
 #[serde(deny_unknown_fields)]
 pub struct MetadataBody {
     #[serde(default)]
-    #[schema(value_type = Option<LocalizedText>)]
+    #[schema(value_type = Option<LocalizedName>)]
     pub name: Option<BTreeMap<String, String>>,
     #[serde(default)]
     #[schema(value_type = Option<LocalizedText>)]

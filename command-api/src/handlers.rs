@@ -38,7 +38,19 @@ pub(crate) struct Incoming {
     request_body = RegisterBody,
     responses(
         (status = 201, description = "The recorded event", body = CommandAccepted,
-            headers(("Location" = String, description = "`/v1/models/{id}`"))),
+            headers(("Location" = String, description = "`/v1/models/{id}`")),
+            links(
+                ("activate" = (operation_id = "activate", parameters(("id" = "$response.body#/model_id")))),
+                ("deactivate" = (operation_id = "deactivate", parameters(("id" = "$response.body#/model_id")))),
+                ("retire" = (operation_id = "retire", parameters(("id" = "$response.body#/model_id")))),
+                ("set_status" = (operation_id = "set_status", parameters(("id" = "$response.body#/model_id")))),
+                ("update_metadata" = (operation_id = "update_metadata", parameters(("id" = "$response.body#/model_id")))),
+                ("serve" = (operation_id = "serve", parameters(
+                    ("id" = "$response.body#/model_id"),
+                    ("region" = "$response.body#/events/0/origin_region"),
+                ))),
+                ("get_model" = (operation_id = "get_model", parameters(("id" = "$response.body#/model_id")))),
+            )),
         BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed, PayloadTooLarge,
         UnsupportedMediaType, Unprocessable, Unavailable,
     ),

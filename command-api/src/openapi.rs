@@ -39,10 +39,10 @@ pub struct Problem {
 pub(crate) struct CommandHeaders {
     /// Makes a retry answer the first result instead of acting twice: 1–255 visible ASCII
     /// characters, scoped to the token.
-    #[param(rename = "Idempotency-Key", pattern = "^[!-~]{1,255}$", example = "reg-acme-new")]
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, pattern = "^[!-~]{1,255}$", example = "reg-acme-new")]
     idempotency_key: Option<String>,
     /// Optimistic concurrency: the stream version the client last saw, quoted.
-    #[param(rename = "If-Match", pattern = "^\"[0-9]+\"$", example = "\"3\"")]
+    #[param(rename = "If-Match", value_type = String, required = false, pattern = "^\"[0-9]+\"$", example = "\"3\"")]
     if_match: Option<String>,
 }
 

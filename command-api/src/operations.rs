@@ -10,7 +10,6 @@ use crate::openapi::{
     Unauthorized, Unavailable, Unprocessable,
 };
 
-
 /// Activate a model: `inactive → active`.
 #[utoipa::path(
     post, path = "/v1/models/{id}/activate", tag = "commands", operation_id = "activate",
@@ -61,7 +60,11 @@ pub(crate) fn retire() {}
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         (status = 201, description = "The recorded event, the first of this region's \
-            availability stream for the model", body = CommandAccepted),
+            availability stream for the model", body = CommandAccepted,
+            links(("withdraw" = (operation_id = "withdraw", parameters(
+                ("id" = "$response.body#/model_id"),
+                ("region" = "$response.body#/events/0/origin_region"),
+            ))))),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
         PayloadTooLarge, Unprocessable, Unavailable,
     ),

@@ -27,6 +27,7 @@ pub use error::{DomainError, ValidationError};
 pub use ids::{ModelId, ProviderId, RegionId};
 pub use lifecycle::{Lifecycle, OperationalStatus};
 pub use model::{ModelRecord, ModelState, decide_model, evolve_model};
+pub use schema::LocalizedName;
 pub use stream::StreamId;
 pub use text::{LocalizedText, TextLimit, is_locale_tag};
 pub use token::ConsistencyToken;

@@ -40,7 +40,9 @@ impl fmt::Display for Lifecycle {
 }
 
 /// Operational status from probes; independent of the lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationalStatus {
     Operational,

@@ -87,28 +87,52 @@ impl PartialSchema for ConsistencyToken {
 }
 impl ToSchema for ConsistencyToken {}
 
+/// Text by locale tag, each entry at most `max_chars` characters.
+fn localized(max_chars: usize, what: &str) -> RefOr<Schema> {
+    let text = || {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .min_length(Some(1))
+            .max_length(Some(max_chars))
+            // As `LocalizedText::parse` checks: not blank, no NUL.
+            .pattern(Some(r"^[^\x00]*[^\s\x00][^\x00]*$"))
+    };
+    let tag = ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .pattern(Some("^[a-z]{2,3}(-[A-Za-z0-9]{2,4})?$"));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::Object))
+        .description(Some(format!(
+            "{what} by locale tag (`en`, `ko`, `pt-BR`); `en` is required and is the fallback."
+        )))
+        .property("en", text())
+        .required("en")
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+            text().build(),
+        )))))
+        .property_names(Some(tag))
+        .max_properties(Some(MAX_LOCALES))
+        .examples([serde_json::json!({"en": "GPT-5", "ko": "GPT-5"})])
+        .into()
+}
+
 impl PartialSchema for LocalizedText {
     fn schema() -> RefOr<Schema> {
-        let text = || {
-            ObjectBuilder::new()
-                .schema_type(SchemaType::new(Type::String))
-                .min_length(Some(1))
-                .max_length(Some(TextLimit::DESCRIPTION.max_chars))
-        };
-        ObjectBuilder::new()
-            .schema_type(SchemaType::new(Type::Object))
-            .description(Some(
-                "Text by locale tag (`en`, `ko`, `pt-BR`); `en` is required and is the \
-                 fallback. Names are at most 200 characters, descriptions 2000.",
-            ))
-            .property("en", text())
-            .required("en")
-            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
-                Schema::Object(text().build()),
-            ))))
-            .max_properties(Some(MAX_LOCALES))
-            .examples([serde_json::json!({"en": "GPT-5", "ko": "GPT-5"})])
-            .into()
+        localized(
+            TextLimit::DESCRIPTION.max_chars,
+            "Text (a name: at most 200 characters each, a description: 2000)",
+        )
     }
 }
 impl ToSchema for LocalizedText {}
+
+/// Schema only: a [`LocalizedText`] that is a name, held to the name limit.
+#[derive(Debug)]
+pub struct LocalizedName;
+
+impl PartialSchema for LocalizedName {
+    fn schema() -> RefOr<Schema> {
+        localized(TextLimit::NAME.max_chars, "A name")
+    }
+}
+impl ToSchema for LocalizedName {}

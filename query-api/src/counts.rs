@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::consistency;
-use crate::openapi::{CacheHeaders, ConsistencyHeader, GatewayTimeout, NotFound, NotModified, Unprocessable};
+use crate::openapi::{
+    CacheHeaders, ConsistencyHeader, GatewayTimeout, NotFound, NotModified, Unprocessable,
+};
 use crate::params::Params;
 use crate::problem::QueryError;
 use crate::state::QueryState;
@@ -73,7 +75,7 @@ pub struct CountsBody {
 #[into_params(parameter_in = Query)]
 pub struct CountsQuery {
     /// A consistency token: answer only once the counts include that event.
-    #[param(value_type = Option<domain::ConsistencyToken>)]
+    #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
 }
 

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::{Lifecycle, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use sqlx::types::Json;
+use utoipa::ToSchema;
 
 use crate::consistency;
 use crate::locale;
@@ -28,27 +28,28 @@ pub const MAX_LIMIT: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this provider's models.
-    #[param(value_type = Option<ProviderId>)]
+    #[param(value_type = ProviderId, required = false)]
     pub provider: Option<String>,
     /// Only models this region serves.
-    #[param(value_type = Option<RegionId>)]
+    #[param(value_type = RegionId, required = false)]
     pub region: Option<String>,
     /// Lifecycle state: `inactive`, `active` or `retired`.
-    #[param(value_type = Option<Lifecycle>)]
+    #[param(value_type = Lifecycle, required = false)]
     pub state: Option<String>,
     /// Operational status.
-    #[param(value_type = Option<OperationalStatus>)]
+    #[param(value_type = OperationalStatus, required = false)]
     pub status: Option<String>,
     /// Language of names and descriptions (wins over `Accept-Language`); falls back to `en`.
-    #[param(example = "ko-KR")]
+    #[param(value_type = String, required = false, example = "ko-KR")]
     pub locale: Option<String>,
     /// Page size.
-    #[param(minimum = 1, maximum = 500, default = 50)]
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = String, required = false, pattern = "^([0-9a-fA-F]{2}){1,128}$")]
     pub cursor: Option<String>,
     /// A consistency token: answer only once the catalogue includes that event.
-    #[param(value_type = Option<domain::ConsistencyToken>)]
+    #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
 }
 
@@ -56,10 +57,10 @@ pub struct ListQuery {
 #[into_params(parameter_in = Query)]
 pub struct OneQuery {
     /// Language of the name and description (wins over `Accept-Language`); falls back to `en`.
-    #[param(example = "ko-KR")]
+    #[param(value_type = String, required = false, example = "ko-KR")]
     pub locale: Option<String>,
     /// A consistency token: answer only once the catalogue includes that event.
-    #[param(value_type = Option<domain::ConsistencyToken>)]
+    #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
 }
 

@@ -54,7 +54,7 @@ pub(crate) struct Readiness {
 pub(crate) struct ConsistencyHeader {
     /// A command's consistency token: answer only once the read includes that event
     /// (waits a bounded time, then 504).
-    #[param(rename = "Consistency-Token", value_type = Option<domain::ConsistencyToken>)]
+    #[param(rename = "Consistency-Token", value_type = domain::ConsistencyToken, required = false)]
     consistency_token: Option<String>,
 }
 
@@ -64,7 +64,7 @@ pub(crate) struct ConsistencyHeader {
 #[allow(dead_code)] // read from the raw header map; here for the schema only
 pub(crate) struct CacheHeaders {
     /// An `ETag` of an earlier answer: 304 if the counts have not changed since.
-    #[param(rename = "If-None-Match", example = "\"counts-42\"")]
+    #[param(rename = "If-None-Match", value_type = String, required = false, example = "\"counts-42\"")]
     if_none_match: Option<String>,
 }
 
@@ -74,7 +74,7 @@ pub(crate) struct CacheHeaders {
 #[allow(dead_code)] // read from the raw header map; here for the schema only
 pub(crate) struct LanguageHeader {
     /// Used when `locale` is not given; the best-quality valid tag wins, else `en`.
-    #[param(rename = "Accept-Language", example = "ko-KR, en;q=0.5")]
+    #[param(rename = "Accept-Language", value_type = String, required = false, example = "ko-KR, en;q=0.5")]
     accept_language: Option<String>,
 }
 
@@ -85,7 +85,7 @@ pub(crate) struct LanguageHeader {
 pub(crate) struct ResumeHeader {
     /// The `id` of the last event received: the missed events follow, none twice, or a
     /// fresh `snapshot` if they are no longer kept.
-    #[param(rename = "Last-Event-ID", example = "42")]
+    #[param(rename = "Last-Event-ID", value_type = String, required = false, example = "42")]
     last_event_id: Option<String>,
 }
 

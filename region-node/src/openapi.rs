@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use serde_json::{Map, Value};
 use utoipa::OpenApi;
 
 /// The document's own route and what the two sides do not describe.
@@ -19,7 +20,7 @@ use utoipa::OpenApi;
             error is an `application/problem+json` document with a stable `code`. Model ids \
             contain `/`: in a path, give them as they are or with `/` encoded as `%2F`.",
     ),
-    paths(openapi_json),
+    paths(openapi_json)
 )]
 struct NodeDoc;
 
@@ -33,12 +34,48 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as served.
+pub fn json() -> Value {
+    let mut json = serde_json::to_value(document()).unwrap_or_else(|error| {
+        tracing::error!(%error, "the OpenAPI document did not serialize");
+        Value::Object(Map::new())
+    });
+    camel_case_links(&mut json);
+    json
+}
+
+/// utoipa 5.5 writes a link's `operation_id`, `operation_ref` and `request_body` in snake case;
+/// OpenAPI (and every client that follows links, Schemathesis's stateful tests among them)
+/// reads `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(from) {
+                link.insert(to.to_owned(), value);
+            }
+        }
+    }
+}
+
 /// `GET /openapi.json`.
 pub fn router() -> Router {
-    let json = document().to_json().unwrap_or_else(|error| {
-        tracing::error!(%error, "the OpenAPI document did not serialize");
-        String::from("{}")
-    });
+    let json = serde_json::to_vec(&json()).unwrap_or_default();
     Router::new()
         .route("/openapi.json", get(openapi_json))
         .with_state(Bytes::from(json))

@@ -35,7 +35,7 @@ use crate::state::QueryState;
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Only this region's view of the counts, and only changes that concern it.
-    #[param(value_type = Option<RegionId>)]
+    #[param(value_type = RegionId, required = false)]
     pub region: Option<String>,
 }
 
