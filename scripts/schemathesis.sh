@@ -82,6 +82,9 @@ secret = "$TOKEN"
 scopes = ["admin"]
 TOML
 
+if port_open 127.0.0.1 "$PORT"; then
+    die "port $PORT is taken; set SCHEMATHESIS_PORT to a free one"
+fi
 log "starting a region node on 127.0.0.1:$PORT (log: $DIR/node.log)"
 # The node reads AIGO_* variables as configuration: keep the caller's out of it.
 mapfile -t inherited < <(compgen -e | grep '^AIGO_' || true)

@@ -42,6 +42,7 @@ pub struct StatusBody {
 /// `PATCH /v1/models/{id}`: at least one of the two.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct MetadataBody {
     #[serde(default)]
     #[schema(value_type = Option<LocalizedName>)]

@@ -17,7 +17,7 @@ mod service;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
 pub use dto::{CommandAccepted, problem_type};
-pub use openapi::{ApiDoc, Problem};
+pub use openapi::ApiDoc;
 pub use problem::ApiError;
 pub use routes::{CommandState, router};
 pub use service::{CommandRequest, CommandService, Target};

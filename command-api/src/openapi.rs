@@ -10,26 +10,27 @@ use crate::operations;
 
 /// An error, as every route answers it (RFC 9457, `application/problem+json`).
 #[derive(Debug, ToSchema)]
-pub struct Problem {
+#[allow(dead_code)] // rendered by `ApiError`; here for the schema only
+pub(crate) struct Problem {
     /// `/problems/<code>`, relative to the API's origin.
     #[schema(example = "/problems/unknown-model")]
-    pub r#type: String,
+    r#type: String,
     /// The HTTP status's reason phrase.
     #[schema(example = "Not Found")]
-    pub title: String,
+    title: String,
     #[schema(example = 404, minimum = 400, maximum = 599)]
-    pub status: u16,
+    status: u16,
     /// What went wrong, for a human.
-    pub detail: String,
+    detail: String,
     /// Stable machine-readable name of the failure.
     #[schema(example = "unknown-model")]
-    pub code: String,
+    code: String,
     /// The request field or parameter at fault (`invalid-field`, `invalid-parameter`).
-    pub field: Option<String>,
+    field: Option<String>,
     /// The region that owns this write (`wrong-owner`).
-    pub owner_region: Option<String>,
+    owner_region: Option<String>,
     /// The stream's version now (`version-mismatch`).
-    pub current_version: Option<u64>,
+    current_version: Option<u64>,
 }
 
 /// Headers every command takes.
