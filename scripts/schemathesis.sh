@@ -108,7 +108,7 @@ status=0
     --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
     --exclude-path /v1/stream \
     --phases examples,coverage,fuzzing,stateful \
-    --max-examples 10 \
+    --max-examples 25 \
     --workers 2 \
     --request-timeout 10 \
     --generation-database none \

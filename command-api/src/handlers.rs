@@ -1,5 +1,5 @@
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use crate::openapi::{
     BadRequest, CommandHeaders, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
     Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
+use crate::path::PathParams;
 use crate::problem::ApiError;
 use crate::routes::CommandState;
 use crate::service::{CommandRequest, Target};
@@ -97,7 +98,7 @@ pub(crate) async fn register(
 pub(crate) async fn lifecycle(
     State(state): State<CommandState>,
     principal: Principal,
-    Path(rest): Path<String>,
+    PathParams(rest): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -140,7 +141,7 @@ pub(crate) async fn lifecycle(
 pub(crate) async fn set_status(
     State(state): State<CommandState>,
     principal: Principal,
-    Path(rest): Path<String>,
+    PathParams(rest): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -186,7 +187,7 @@ pub(crate) async fn set_status(
 pub(crate) async fn update_metadata(
     State(state): State<CommandState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -232,7 +233,7 @@ pub(crate) async fn update_metadata(
 pub(crate) async fn availability(
     State(state): State<CommandState>,
     principal: Principal,
-    Path((region, model)): Path<(String, String)>,
+    PathParams((region, model)): PathParams<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

@@ -11,6 +11,7 @@ mod handlers;
 mod headers;
 mod openapi;
 mod operations;
+mod path;
 mod problem;
 mod routes;
 mod service;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use crate::consistency;
 use crate::openapi::{
     CacheHeaders, ConsistencyHeader, GatewayTimeout, NotFound, NotModified, Unprocessable,
 };
-use crate::params::Params;
+use crate::params::{Params, PathParams};
 use crate::problem::QueryError;
 use crate::state::QueryState;
 
@@ -115,7 +115,7 @@ pub async fn global_counts(
 #[tracing::instrument(skip_all, fields(region = %region))]
 pub async fn region_counts(
     State(state): State<QueryState>,
-    Path(region): Path<String>,
+    PathParams(region): PathParams<String>,
     Params(query): Params<CountsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {

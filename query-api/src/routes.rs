@@ -1,5 +1,5 @@
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -9,7 +9,7 @@ use crate::models::{self, ModelDetail, OneQuery};
 use crate::openapi::{
     ConsistencyHeader, GatewayTimeout, LanguageHeader, NotFound, Unavailable, Unprocessable,
 };
-use crate::params::Params;
+use crate::params::{Params, PathParams};
 use crate::problem::QueryError;
 use crate::state::QueryState;
 use crate::{counts, stream};
@@ -40,7 +40,7 @@ pub fn router(state: QueryState) -> Router {
 )]
 pub(crate) async fn model_route(
     State(state): State<QueryState>,
-    Path(rest): Path<String>,
+    PathParams(rest): PathParams<String>,
     Params(query): Params<OneQuery>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {

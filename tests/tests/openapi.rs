@@ -8,7 +8,7 @@ mod support;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::PgPool;
-use support::node::TestNode;
+use support::node::{ADMIN_TOKEN, TestNode};
 
 /// Every route of the contract (ARCHITECTURE.md) built so far, with its methods.
 const CONTRACT: &[(&str, &[&str])] = &[
@@ -289,4 +289,64 @@ async fn reads_document_their_parameters_and_headers(pool: PgPool) {
     assert!(stream["text/event-stream"].is_object());
     let metrics = &doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
     assert!(metrics["text/plain"].is_object());
+}
+
+/// Inputs the fuzzer found (or cannot send) that were once answered outside the document: a
+/// NUL in a name was a 503 (PostgreSQL refused it), a path that is not UTF-8 a plain-text 400.
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn inputs_found_by_fuzzing_get_documented_problem_documents(pool: PgPool) {
+    let node = TestNode::start(pool, "eu-west").await;
+    let nul = r#"{"id":"acme/nul","provider":"acme","name":{"en":"a\u0000b"}}"#;
+    let answer = node
+        .send(
+            Method::POST,
+            "/v1/models",
+            Some(ADMIN_TOKEN),
+            &[],
+            Some(nul),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.body["code"], "invalid-field");
+    assert_eq!(answer.body["field"], "name");
+    assert_eq!(node.event_count().await, 0);
+
+    let cases = [
+        (Method::GET, "/v1/models/%FF", None, "invalid-parameter"),
+        (
+            Method::GET,
+            "/v1/regions/%FF/counts",
+            None,
+            "invalid-parameter",
+        ),
+        (
+            Method::POST,
+            "/v1/models/%FF/activate",
+            Some(ADMIN_TOKEN),
+            "invalid-field",
+        ),
+        (
+            Method::PUT,
+            "/v1/regions/%FF/models/acme/x",
+            Some(ADMIN_TOKEN),
+            "invalid-field",
+        ),
+    ];
+    for (method, path, token, code) in cases {
+        let answer = node.send(method.clone(), path, token, &[], None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path}"
+        );
+        let content_type = answer.headers.get("content-type").unwrap();
+        assert_eq!(content_type, "application/problem+json", "{method} {path}");
+        assert_eq!(answer.body["code"], code, "{method} {path}");
+    }
+    node.stop().await;
 }
