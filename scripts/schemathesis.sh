@@ -7,7 +7,8 @@
 #
 # Starts its own node (debug build, fresh database, topics of its own on the in-memory test
 # broker 127.0.0.1:19092) and removes it afterwards. Schemathesis lives in a venv under
-# ~/.cache/aigo-tracker/venv, installed once.
+# ~/.cache/aigo-tracker/venv, installed once. Overrides: SCHEMATHESIS_PORT (18181),
+# SCHEMATHESIS_CHECKS (comma-separated, or `all`), SCHEMATHESIS_VENV, SCHEMATHESIS_PYTHON.
 set -euo pipefail
 
 # shellcheck source=lib.sh source-path=SCRIPTDIR
