@@ -9,6 +9,9 @@ mod body;
 mod dto;
 mod handlers;
 mod headers;
+mod openapi;
+mod operations;
+mod path;
 mod problem;
 mod rate_limit;
 mod routes;
@@ -16,6 +19,7 @@ mod service;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
 pub use dto::{CommandAccepted, problem_type};
+pub use openapi::ApiDoc;
 pub use problem::ApiError;
 pub use rate_limit::CommandRateLimit;
 pub use routes::{CommandState, router};

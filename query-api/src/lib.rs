@@ -6,12 +6,14 @@ mod counts;
 mod health;
 mod locale;
 mod models;
+mod openapi;
 mod params;
 mod problem;
 mod routes;
 mod state;
 pub mod stream;
 
+pub use openapi::ApiDoc;
 pub use routes::router;
 pub use state::QueryState;
 pub use stream::hub::{StreamHub, run_hub};

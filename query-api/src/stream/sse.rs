@@ -26,16 +26,30 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::hub::{HubEvent, HubEventKind};
 use crate::counts::{freshness, render};
+use crate::openapi::{NotFound, ResumeHeader, Unavailable, Unprocessable};
 use crate::params::Params;
 use crate::problem::QueryError;
 use crate::state::QueryState;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Only this region's view of the counts, and only changes that concern it.
+    #[param(value_type = RegionId, required = false)]
     pub region: Option<String>,
 }
 
+/// Server-Sent Events: a `snapshot` of the counts (the `GET /v1/counts` body), then a `counts`
+/// event per change of the counts and a `change` event per event of any region, each with an
+/// increasing `id`; a `freshness` event (no id) every tick.
+#[utoipa::path(
+    get, path = "/v1/stream", tag = "stream", operation_id = "stream",
+    params(StreamQuery, ResumeHeader),
+    responses(
+        (status = 200, description = "The event stream; it does not end", content_type = "text/event-stream", body = String),
+        NotFound, Unprocessable, Unavailable,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn stream(
     State(state): State<QueryState>,
