@@ -16,7 +16,7 @@ use crate::dto::{CommandAccepted, MetadataBody, RegisterBody, StatusBody};
 use crate::headers;
 use crate::openapi::{
     BadRequest, CommandHeaders, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
-    Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use crate::path::PathParams;
 use crate::problem::ApiError;
@@ -53,7 +53,7 @@ pub(crate) struct Incoming {
                 ("get_model" = (operation_id = "get_model", parameters(("id" = "$response.body#/model_id")))),
             )),
         BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed, PayloadTooLarge,
-        UnsupportedMediaType, Unprocessable, Unavailable,
+        UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 pub(crate) async fn register(
@@ -135,7 +135,7 @@ pub(crate) async fn lifecycle(
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 pub(crate) async fn set_status(
@@ -181,7 +181,7 @@ pub(crate) async fn set_status(
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, UnsupportedMediaType, Unprocessable, Unavailable,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 pub(crate) async fn update_metadata(

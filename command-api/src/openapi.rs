@@ -99,6 +99,12 @@ pub(crate) struct UnsupportedMediaType(#[allow(dead_code)] Problem);
 #[response(status = 422, content_type = "application/problem+json")]
 pub(crate) struct Unprocessable(#[allow(dead_code)] Problem);
 
+/// The caller spent its command budget; retry after `Retry-After` seconds
+/// (`too-many-requests`).
+#[derive(IntoResponses)]
+#[response(status = 429, content_type = "application/problem+json", headers(("Retry-After" = u64)))]
+pub(crate) struct TooManyRequests(#[allow(dead_code)] Problem);
+
 /// The event store is unreachable; retry (`unavailable`).
 #[derive(IntoResponses)]
 #[response(status = 503, content_type = "application/problem+json")]

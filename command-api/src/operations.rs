@@ -7,7 +7,7 @@ use domain::{ModelId, RegionId};
 use crate::dto::CommandAccepted;
 use crate::openapi::{
     BadRequest, CommandHeaders, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
-    Unauthorized, Unavailable, Unprocessable,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable,
 };
 
 /// Activate a model: `inactive → active`.
@@ -18,7 +18,7 @@ use crate::openapi::{
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, Unprocessable, Unavailable,
+        PayloadTooLarge, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 #[allow(dead_code)]
@@ -32,7 +32,7 @@ pub(crate) fn activate() {}
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, Unprocessable, Unavailable,
+        PayloadTooLarge, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 #[allow(dead_code)]
@@ -46,7 +46,7 @@ pub(crate) fn deactivate() {}
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, Unprocessable, Unavailable,
+        PayloadTooLarge, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 #[allow(dead_code)]
@@ -66,7 +66,7 @@ pub(crate) fn retire() {}
                 ("region" = "$response.body#/events/0/origin_region"),
             ))))),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, Unprocessable, Unavailable,
+        PayloadTooLarge, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 #[allow(dead_code)]
@@ -80,7 +80,7 @@ pub(crate) fn serve() {}
     responses(
         (status = 200, description = "The recorded event", body = CommandAccepted),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
-        PayloadTooLarge, Unprocessable, Unavailable,
+        PayloadTooLarge, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 #[allow(dead_code)]
