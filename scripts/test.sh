@@ -29,3 +29,5 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --workspace
+log "schemathesis"
+scripts/schemathesis.sh

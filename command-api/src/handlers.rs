@@ -1,5 +1,5 @@
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -12,8 +12,13 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::body::{accept_bytes, parse_json};
-use crate::dto::{MetadataBody, RegisterBody, StatusBody};
+use crate::dto::{CommandAccepted, MetadataBody, RegisterBody, StatusBody};
 use crate::headers;
+use crate::openapi::{
+    BadRequest, CommandHeaders, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
+};
+use crate::path::PathParams;
 use crate::problem::ApiError;
 use crate::routes::CommandState;
 use crate::service::{CommandRequest, Target};
@@ -26,6 +31,31 @@ pub(crate) struct Incoming {
     body: Result<Bytes, BytesRejection>,
 }
 
+/// Register a model; it starts `inactive`. Only its home region's node accepts it.
+#[utoipa::path(
+    post, path = "/v1/models", tag = "commands", operation_id = "register",
+    security(("bearer" = [])),
+    params(CommandHeaders),
+    request_body = RegisterBody,
+    responses(
+        (status = 201, description = "The recorded event", body = CommandAccepted,
+            headers(("Location" = String, description = "`/v1/models/{id}`")),
+            links(
+                ("activate" = (operation_id = "activate", parameters(("id" = "$response.body#/model_id")))),
+                ("deactivate" = (operation_id = "deactivate", parameters(("id" = "$response.body#/model_id")))),
+                ("retire" = (operation_id = "retire", parameters(("id" = "$response.body#/model_id")))),
+                ("set_status" = (operation_id = "set_status", parameters(("id" = "$response.body#/model_id")))),
+                ("update_metadata" = (operation_id = "update_metadata", parameters(("id" = "$response.body#/model_id")))),
+                ("serve" = (operation_id = "serve", parameters(
+                    ("id" = "$response.body#/model_id"),
+                    ("region" = "$response.body#/events/0/origin_region"),
+                ))),
+                ("get_model" = (operation_id = "get_model", parameters(("id" = "$response.body#/model_id")))),
+            )),
+        BadRequest, Unauthorized, Forbidden, Conflict, PreconditionFailed, PayloadTooLarge,
+        UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
+    ),
+)]
 pub(crate) async fn register(
     State(state): State<CommandState>,
     principal: Principal,
@@ -68,7 +98,7 @@ pub(crate) async fn register(
 pub(crate) async fn lifecycle(
     State(state): State<CommandState>,
     principal: Principal,
-    Path(rest): Path<String>,
+    PathParams(rest): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -96,10 +126,22 @@ pub(crate) async fn lifecycle(
     .await
 }
 
+/// Set a model's operational status (from status probes).
+#[utoipa::path(
+    put, path = "/v1/models/{id}/status", tag = "commands", operation_id = "set_status",
+    security(("bearer" = [])),
+    params(("id" = ModelId, Path), CommandHeaders),
+    request_body = StatusBody,
+    responses(
+        (status = 200, description = "The recorded event", body = CommandAccepted),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
+    ),
+)]
 pub(crate) async fn set_status(
     State(state): State<CommandState>,
     principal: Principal,
-    Path(rest): Path<String>,
+    PathParams(rest): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -130,10 +172,22 @@ pub(crate) async fn set_status(
     .await
 }
 
+/// Change a model's localized name and/or description.
+#[utoipa::path(
+    patch, path = "/v1/models/{id}", tag = "commands", operation_id = "update_metadata",
+    security(("bearer" = [])),
+    params(("id" = ModelId, Path), CommandHeaders),
+    request_body = MetadataBody,
+    responses(
+        (status = 200, description = "The recorded event", body = CommandAccepted),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed,
+        PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable,
+    ),
+)]
 pub(crate) async fn update_metadata(
     State(state): State<CommandState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -179,7 +233,7 @@ pub(crate) async fn update_metadata(
 pub(crate) async fn availability(
     State(state): State<CommandState>,
     principal: Principal,
-    Path((region, model)): Path<(String, String)>,
+    PathParams((region, model)): PathParams<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,

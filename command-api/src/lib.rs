@@ -9,12 +9,18 @@ mod body;
 mod dto;
 mod handlers;
 mod headers;
+mod openapi;
+mod operations;
+mod path;
 mod problem;
+mod rate_limit;
 mod routes;
 mod service;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
 pub use dto::{CommandAccepted, problem_type};
+pub use openapi::ApiDoc;
 pub use problem::ApiError;
+pub use rate_limit::CommandRateLimit;
 pub use routes::{CommandState, router};
 pub use service::{CommandRequest, CommandService, Target};

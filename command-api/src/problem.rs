@@ -35,6 +35,8 @@ pub enum ApiError {
     UnprocessableBody(String),
     #[error("Idempotency-Key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("too many commands from this caller; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("the event store is unavailable; retry later")]
     Unavailable,
     #[error("an internal error occurred")]
@@ -61,6 +63,7 @@ impl ApiError {
             ApiError::Invalid(_)
             | ApiError::UnprocessableBody(_)
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,6 +96,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid-field",
             ApiError::UnprocessableBody(_) => "unprocessable-body",
             ApiError::IdempotencyKeyReused => "idempotency-key-reused",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
         }
@@ -157,6 +161,9 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyRequests { retry_after } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

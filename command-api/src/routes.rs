@@ -4,8 +4,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{post, put};
 
+use axum::middleware;
+
 use crate::auth::Authenticator;
 use crate::handlers;
+use crate::rate_limit::{self, CommandRateLimit};
 use crate::service::CommandService;
 
 /// Commands are small; anything larger is refused with 413 before it is read.
@@ -16,6 +19,7 @@ pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 pub struct CommandState {
     pub service: CommandService,
     pub auth: Arc<Authenticator>,
+    pub rate_limit: CommandRateLimit,
 }
 
 /// Every write route. Model ids contain `/`, so they are matched by a trailing wildcard
@@ -34,5 +38,9 @@ pub fn router(state: CommandState) -> Router {
             put(handlers::availability).delete(handlers::availability),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .with_state(state)
 }

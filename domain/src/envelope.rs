@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ids::{ModelId, ProviderId, RegionId};
@@ -11,7 +12,7 @@ use crate::text::LocalizedText;
 pub const CURRENT_SCHEMA_VERSION: u16 = 1;
 
 /// What happened. Events are facts: past tense, immutable, minimal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EventPayload {
     ModelRegistered {
@@ -59,7 +60,7 @@ impl EventPayload {
 }
 
 /// Why a region stopped serving a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithdrawReason {
     /// The region's operator withdrew it.
@@ -69,7 +70,7 @@ pub enum WithdrawReason {
 }
 
 /// A recorded event with everything a consumer or an auditor needs to know about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventEnvelope {
     pub event_id: Uuid,

@@ -69,7 +69,7 @@ pub(crate) mod limits {
     }
 }
 
-const MAX_LOCALES: usize = 32;
+pub(crate) const MAX_LOCALES: usize = 32;
 
 impl LocalizedText {
     pub const FALLBACK_LOCALE: &'static str = "en";
@@ -101,6 +101,14 @@ impl LocalizedText {
                 return Err(ValidationError::new(
                     limit.field,
                     format!("the {locale:?} text must not be empty"),
+                ));
+            }
+            // PostgreSQL text and jsonb cannot hold U+0000: refuse it here (422) rather than
+            // fail the append (which would read as the store being unavailable).
+            if text.contains('\0') {
+                return Err(ValidationError::new(
+                    limit.field,
+                    format!("the {locale:?} text must not contain NUL characters"),
                 ));
             }
             if text.chars().count() > limit.max_chars {
@@ -162,6 +170,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        let err = LocalizedText::parse(text(&[("en", "a\0b")]), TextLimit::NAME).unwrap_err();
+        assert!(err.reason.contains("NUL"), "{}", err.reason);
     }
 
     #[test]

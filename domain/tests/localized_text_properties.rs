@@ -59,12 +59,12 @@ proptest! {
     }
 
     /// `parse` never panics and accepts exactly: an `en` entry, at most 32 locales, every key a
-    /// locale tag, every text non-blank and within the limit.
+    /// locale tag, every text non-blank, without NUL and within the limit.
     #[test]
     fn parse_accepts_exactly_the_documented_texts(
         entries in btree_map(
             prop_oneof![3 => locale_tag(), 1 => Just("en".to_owned()), 1 => any::<String>()],
-            prop_oneof![3 => "\\PC{1,30}", 1 => "[ \t\n]{0,3}", 1 => "x{195,205}"],
+            prop_oneof![3 => "\\PC{1,30}", 1 => "[ \t\n]{0,3}", 1 => "x{195,205}", 1 => "[a\\x00]{1,3}"],
             0..=6,
         ),
         many in any::<bool>(),
@@ -81,6 +81,7 @@ proptest! {
             && entries.iter().all(|(locale, text)| {
                 is_documented_tag(locale)
                     && !text.trim().is_empty()
+                    && !text.contains('\0')
                     && text.chars().count() <= TextLimit::NAME.max_chars
             });
         let parsed = LocalizedText::parse(entries.clone(), TextLimit::NAME);

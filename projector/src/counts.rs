@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use domain::{OperationalStatus, ProviderId, RegionId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::counters::Counters;
 use crate::metric::MetricKey;
 
 /// One provider's models: non-retired and active.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProviderCounts {
     pub total: i64,
     pub active: i64,

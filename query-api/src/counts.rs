@@ -3,28 +3,40 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::{OperationalStatus, RegionId};
 use projector::{CountSnapshot, GlobalView, ProviderCounts};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::consistency;
-use crate::params::Params;
+use crate::openapi::{
+    CacheHeaders, ConsistencyHeader, GatewayTimeout, NotFound, NotModified, Unprocessable,
+};
+use crate::params::{Params, PathParams};
 use crate::problem::QueryError;
 use crate::state::QueryState;
 
 /// How fresh one region's numbers are at this node.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RegionFreshness {
     pub available: i64,
     /// Position (in the region's event store) and time of the last event folded.
     pub last_event_position: Option<u64>,
     pub last_event_at: Option<DateTime<Utc>>,
-    /// Last Kafka offset folded, per partition of the region's topic.
+    /// Last Kafka offset folded, per partition of the region's topic (`null`: none yet).
+    #[schema(value_type = BTreeMap<String, Option<i64>>)]
     pub offsets: BTreeMap<i32, Option<i64>>,
+    #[serde(flatten)]
+    pub heartbeat: Heartbeat,
+}
+
+/// One region's liveness; alone, it is what the stream reports every tick.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Heartbeat {
     /// When this node last received a state from the region (changed or not).
     pub last_heard_at: Option<DateTime<Utc>>,
     pub age_ms: Option<i64>,
@@ -32,26 +44,22 @@ pub struct RegionFreshness {
     pub stale: bool,
 }
 
-/// One region's liveness, as the stream reports it every tick.
-#[derive(Debug, Serialize)]
-pub struct Heartbeat {
-    pub last_heard_at: Option<DateTime<Utc>>,
-    pub age_ms: Option<i64>,
-    pub stale: bool,
-}
-
-#[derive(Debug, Serialize)]
+/// The stream's `freshness` event: how recently each region was heard from.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FreshnessBody {
     pub generated_at: DateTime<Utc>,
     pub regions: BTreeMap<RegionId, Heartbeat>,
 }
 
-#[derive(Debug, Serialize)]
+/// Counts, global or as one region sees them, with each region's freshness.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CountsBody {
     pub total: i64,
     pub active: i64,
     pub inactive: i64,
     pub retired: i64,
+    /// Non-retired models per operational status.
+    #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
     pub by_status: BTreeMap<OperationalStatus, i64>,
     pub by_provider: BTreeMap<String, ProviderCounts>,
     pub regions: BTreeMap<RegionId, RegionFreshness>,
@@ -62,12 +70,26 @@ pub struct CountsBody {
 }
 
 /// Query parameters of the count routes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CountsQuery {
     /// A consistency token: answer only once the counts include that event.
+    #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
 }
 
+/// Global counts: the merge of every region's counters, with each region's freshness.
+#[utoipa::path(
+    get, path = "/v1/counts", tag = "counts", operation_id = "global_counts",
+    params(CountsQuery, ConsistencyHeader, CacheHeaders),
+    responses(
+        (status = 200, description = "The counts", body = CountsBody, headers(
+            ("ETag" = String, description = "Changes with every change of the counts"),
+            ("Cache-Control" = String),
+        )),
+        NotModified, Unprocessable, GatewayTimeout,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn global_counts(
     State(state): State<QueryState>,
@@ -77,10 +99,22 @@ pub async fn global_counts(
     serve(&state, &headers, query.after.as_deref(), None).await
 }
 
+/// One region's view: the same totals, with only that region's availability and freshness.
+#[utoipa::path(
+    get, path = "/v1/regions/{region}/counts", tag = "counts", operation_id = "region_counts",
+    params(("region" = RegionId, Path), CountsQuery, ConsistencyHeader, CacheHeaders),
+    responses(
+        (status = 200, description = "The counts", body = CountsBody, headers(
+            ("ETag" = String, description = "Changes with every change of the counts"),
+            ("Cache-Control" = String),
+        )),
+        NotModified, NotFound, Unprocessable, GatewayTimeout,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(region = %region))]
 pub async fn region_counts(
     State(state): State<QueryState>,
-    Path(region): Path<String>,
+    PathParams(region): PathParams<String>,
     Params(query): Params<CountsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
@@ -124,35 +158,34 @@ pub(crate) fn render(
 /// How recently each region was heard from, without counts: the stream's regular tick.
 pub(crate) fn freshness(state: &QueryState, only: Option<&RegionId>) -> FreshnessBody {
     let now = Utc::now();
-    let heard = state.projection.heard();
-    let regions = state
-        .regions
-        .iter()
-        .filter(|region| only.is_none_or(|only| only == *region))
-        .map(|region| {
-            let last_heard_at = heard.get(region).copied();
-            let age_ms = age(now, last_heard_at);
-            let heartbeat = Heartbeat {
-                last_heard_at,
-                age_ms,
-                stale: is_stale(state, age_ms),
-            };
-            (region.clone(), heartbeat)
-        })
-        .collect();
     FreshnessBody {
         generated_at: now,
-        regions,
+        regions: heartbeats(state, only, now).collect(),
     }
 }
 
-fn age(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<i64> {
-    at.map(|at| (now - at).num_milliseconds().max(0))
-}
-
-fn is_stale(state: &QueryState, age_ms: Option<i64>) -> bool {
+/// Every region's (or only `only`'s) liveness as of `now`.
+fn heartbeats<'a>(
+    state: &'a QueryState,
+    only: Option<&'a RegionId>,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = (RegionId, Heartbeat)> + 'a {
+    let heard = state.projection.heard();
     let bound = i64::try_from(state.stale_after.as_millis()).unwrap_or(i64::MAX);
-    age_ms.is_none_or(|age| age > bound)
+    state
+        .regions
+        .iter()
+        .filter(move |region| only.is_none_or(|only| only == *region))
+        .map(move |region| {
+            let last_heard_at = heard.get(region).copied();
+            let age_ms = last_heard_at.map(|at| (now - at).num_milliseconds().max(0));
+            let heartbeat = Heartbeat {
+                last_heard_at,
+                age_ms,
+                stale: age_ms.is_none_or(|age| age > bound),
+            };
+            (region.clone(), heartbeat)
+        })
 }
 
 fn body(
@@ -163,35 +196,27 @@ fn body(
     only: Option<&RegionId>,
 ) -> CountsBody {
     let now = Utc::now();
-    let heard = state.projection.heard();
-    let regions = state
-        .regions
-        .iter()
-        .filter(|region| only.is_none_or(|only| only == *region))
-        .map(|region| {
+    let regions = heartbeats(state, only, now)
+        .map(|(region, heartbeat)| {
             let actors: Vec<_> = view
                 .actors()
-                .filter(|a| a.actor().region == *region)
+                .filter(|a| a.actor().region == region)
                 .collect();
             let last = actors
                 .iter()
                 .filter_map(|a| a.watermark().last_event)
                 .max_by_key(|mark| mark.occurred_at);
-            let last_heard_at = heard.get(region).copied();
-            let age_ms = age(now, last_heard_at);
             let freshness = RegionFreshness {
-                available: counts.regions.get(region).map_or(0, |r| r.available),
+                available: counts.regions.get(&region).map_or(0, |r| r.available),
                 last_event_position: last.map(|m| m.position),
                 last_event_at: last.map(|m| m.occurred_at),
                 offsets: actors
                     .iter()
                     .map(|a| (a.actor().partition, a.watermark().offset))
                     .collect(),
-                last_heard_at,
-                age_ms,
-                stale: is_stale(state, age_ms),
+                heartbeat,
             };
-            (region.clone(), freshness)
+            (region, freshness)
         })
         .collect();
     CountsBody {

@@ -7,12 +7,14 @@ mod dashboard;
 mod health;
 mod locale;
 mod models;
+mod openapi;
 mod params;
 mod problem;
 mod routes;
 mod state;
 pub mod stream;
 
+pub use openapi::ApiDoc;
 pub use routes::router;
 pub use state::QueryState;
 pub use stream::hub::{StreamHub, run_hub};

@@ -10,9 +10,13 @@ use chrono::{DateTime, Utc};
 use domain::{Lifecycle, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
+use utoipa::ToSchema;
 
 use crate::consistency;
 use crate::locale;
+use crate::openapi::{
+    ConsistencyHeader, GatewayTimeout, LanguageHeader, Unavailable, Unprocessable,
+};
 use crate::params::Params;
 use crate::problem::QueryError;
 use crate::state::QueryState;
@@ -20,38 +24,63 @@ use crate::state::QueryState;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this provider's models.
+    #[param(value_type = ProviderId, required = false)]
     pub provider: Option<String>,
     /// Only models this region serves.
+    #[param(value_type = RegionId, required = false)]
     pub region: Option<String>,
     /// Lifecycle state: `inactive`, `active` or `retired`.
+    #[param(value_type = Lifecycle, required = false)]
     pub state: Option<String>,
+    /// Operational status.
+    #[param(value_type = OperationalStatus, required = false)]
     pub status: Option<String>,
+    /// Language of names and descriptions (wins over `Accept-Language`); falls back to `en`.
+    #[param(value_type = String, required = false, example = "ko-KR")]
     pub locale: Option<String>,
+    /// Page size.
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 500, default = 50)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = String, required = false, pattern = "^([0-9a-fA-F]{2}){1,128}$")]
     pub cursor: Option<String>,
+    /// A consistency token: answer only once the catalogue includes that event.
+    #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OneQuery {
+    /// Language of the name and description (wins over `Accept-Language`); falls back to `en`.
+    #[param(value_type = String, required = false, example = "ko-KR")]
     pub locale: Option<String>,
+    /// A consistency token: answer only once the catalogue includes that event.
+    #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
 }
 
 /// One model as a client sees it in one language.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelView {
+    #[schema(value_type = ModelId)]
     pub id: String,
+    #[schema(value_type = ProviderId)]
     pub provider: String,
+    #[schema(value_type = RegionId)]
     pub home_region: String,
     /// In the answer's locale, else its base language, else English.
     pub name: String,
     pub description: Option<String>,
     /// Every language the model is named in.
     pub names: BTreeMap<String, String>,
+    #[schema(value_type = Lifecycle)]
     pub lifecycle: String,
+    #[schema(value_type = OperationalStatus)]
     pub status: String,
     /// The model stream's sequence: the value for `If-Match`.
     pub version: i64,
@@ -60,7 +89,8 @@ pub struct ModelView {
     pub available_in: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a listing.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelPage {
     pub items: Vec<ModelView>,
     /// Pass as `cursor` for the next page; absent on the last one.
@@ -70,7 +100,7 @@ pub struct ModelPage {
 }
 
 /// A model and, for every region of the deployment, whether it serves it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ModelDetail {
     #[serde(flatten)]
     pub model: ModelView,
@@ -78,7 +108,7 @@ pub struct ModelDetail {
     pub regions: BTreeMap<String, RegionAvailability>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RegionAvailability {
     pub served: bool,
     /// When it last started or stopped serving it; absent if it never did.
@@ -105,6 +135,15 @@ const SELECT: &str = "SELECT m.model_id, m.provider, m.home_region, m.name, m.de
               WHERE a.model_id = m.model_id AND a.served ORDER BY a.region) AS available_in
    FROM catalogue_models m";
 
+/// The catalogue, filtered, in pages ordered by id; names in the negotiated language.
+#[utoipa::path(
+    get, path = "/v1/models", tag = "models", operation_id = "list_models",
+    params(ListQuery, ConsistencyHeader, LanguageHeader),
+    responses(
+        (status = 200, description = "One page", body = ModelPage),
+        Unprocessable, Unavailable, GatewayTimeout,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<QueryState>,

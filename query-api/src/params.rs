@@ -1,7 +1,7 @@
-//! Query-string parameters, with a malformed query answered by a problem document (axum's own
-//! rejection is plain text).
+//! Query-string and path parameters, with a malformed one answered by a problem document
+//! (axum's own rejections are plain text).
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -21,5 +21,24 @@ where
         Query::try_from_uri(&parts.uri)
             .map(|Query(params)| Self(params))
             .map_err(|rejection| QueryError::invalid("query", rejection.body_text()))
+    }
+}
+
+/// Path parameters; a rejection (a percent-encoded byte that is not UTF-8) is a 422.
+#[derive(Debug)]
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = QueryError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::from_request_parts(parts, state)
+            .await
+            .map(|Path(params)| Self(params))
+            .map_err(|rejection| QueryError::invalid("path", rejection.body_text()))
     }
 }

@@ -1,12 +1,15 @@
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 
 use crate::health::{healthz, metrics, readyz};
-use crate::models::{self, OneQuery};
-use crate::params::Params;
+use crate::models::{self, ModelDetail, OneQuery};
+use crate::openapi::{
+    ConsistencyHeader, GatewayTimeout, LanguageHeader, NotFound, Unavailable, Unprocessable,
+};
+use crate::params::{Params, PathParams};
 use crate::problem::QueryError;
 use crate::state::QueryState;
 use crate::{counts, stream};
@@ -27,10 +30,18 @@ pub fn router(state: QueryState) -> Router {
         .with_state(state)
 }
 
-/// `GET /v1/models/{id}`.
-async fn model_route(
+/// One model with its availability in every region of the deployment.
+#[utoipa::path(
+    get, path = "/v1/models/{id}", tag = "models", operation_id = "get_model",
+    params(("id" = domain::ModelId, Path), OneQuery, ConsistencyHeader, LanguageHeader),
+    responses(
+        (status = 200, description = "The model", body = ModelDetail),
+        NotFound, Unprocessable, Unavailable, GatewayTimeout,
+    ),
+)]
+pub(crate) async fn model_route(
     State(state): State<QueryState>,
-    Path(rest): Path<String>,
+    PathParams(rest): PathParams<String>,
     Params(query): Params<OneQuery>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {

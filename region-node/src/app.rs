@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use command_api::{Authenticator, CommandService, CommandState};
+use command_api::{Authenticator, CommandRateLimit, CommandService, CommandState};
 use domain::RegionId;
 use event_store::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -71,6 +71,10 @@ impl Application {
         let commands = CommandState {
             service: service.clone(),
             auth: Arc::new(auth),
+            rate_limit: CommandRateLimit::new(
+                settings.http.commands_per_second,
+                settings.http.command_burst,
+            ),
         };
         let queries = QueryState {
             pool: pool.clone(),

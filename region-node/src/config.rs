@@ -1,5 +1,6 @@
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::Path;
 
 use command_api::TokenConfig;
@@ -22,6 +23,9 @@ read_wait_ms = 5000
 max_streams = 512
 # How often a live stream reports freshness; also its heartbeat.
 stream_tick_ms = 1000
+# Commands each caller (token) may send per second, and at once; past it: 429.
+commands_per_second = 500
+command_burst = 1000
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/aigo_local"
@@ -77,6 +81,8 @@ pub struct HttpSettings {
     pub read_wait_ms: u64,
     pub max_streams: usize,
     pub stream_tick_ms: u64,
+    pub commands_per_second: NonZeroU32,
+    pub command_burst: NonZeroU32,
 }
 
 #[derive(Clone, Deserialize)]

@@ -6,6 +6,7 @@ pub mod database;
 pub mod http;
 pub mod latency;
 pub mod load;
+pub mod openapi;
 pub mod streams;
 pub mod telemetry;
 pub mod withdrawals;

@@ -10,7 +10,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use sqlx::PgPool;
-use support::node::{ADMIN_TOKEN, TestNode, US_TOKEN};
+use support::node::{ADMIN_TOKEN, EU_TOKEN, TestNode, US_TOKEN};
 
 struct Case {
     what: &'static str,
@@ -321,4 +321,50 @@ async fn every_bad_input_gets_its_problem_and_changes_nothing(pool: PgPool) {
         before,
         "bad input changed the store"
     );
+}
+
+/// A caller past its command budget gets 429 with `Retry-After`, and nothing is written; other
+/// callers keep their own budget.
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn a_caller_past_its_budget_gets_429_and_changes_nothing(pool: PgPool) {
+    let node = TestNode::start_with(pool, "eu-west", |settings| {
+        settings.http.commands_per_second = std::num::NonZeroU32::new(1).unwrap();
+        settings.http.command_burst = std::num::NonZeroU32::new(2).unwrap();
+    })
+    .await;
+    assert_eq!(
+        node.register("acme/a", "acme").await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        node.register("acme/b", "acme").await.status,
+        StatusCode::CREATED
+    );
+    let before = snapshot(&node.pool).await;
+    let refused = node.register("acme/c", "acme").await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["code"], "too-many-requests");
+    assert_eq!(refused.body["type"], "/problems/too-many-requests");
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    assert_eq!(
+        snapshot(&node.pool).await,
+        before,
+        "a refused command wrote something"
+    );
+    // Another token has a budget of its own.
+    let body = r#"{"id":"acme/d","provider":"acme","name":{"en":"D"}}"#;
+    let other = node
+        .send(Method::POST, "/v1/models", Some(EU_TOKEN), &[], Some(body))
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
 }

@@ -11,9 +11,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use domain::{EventEnvelope, RegionId};
@@ -54,39 +53,6 @@ fn seed() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The node binary and its processes
 // ---------------------------------------------------------------------------------------------
-
-/// `<target dir>/debug/region-node`, built (or brought up to date) once per test binary.
-fn node_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-                || {
-                    // <target>/debug/deps/projector_crash-<hash>
-                    let exe = std::env::current_exe().unwrap();
-                    exe.ancestors()
-                        .nth(3)
-                        .map_or_else(|| workspace.join("target"), Path::to_path_buf)
-                },
-                |dir| workspace.join(dir),
-            );
-            let binary = target.join("debug").join("region-node");
-            // Always asked: cargo answers at once when the binary is fresh, and a stale one
-            // would test old code.
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .current_dir(workspace)
-                .env("CARGO_TARGET_DIR", &target)
-                .args(["build", "-p", "region-node", "--bin", "region-node"])
-                .status()
-                .unwrap();
-            assert!(status.success(), "cargo build -p region-node failed");
-            assert!(binary.exists(), "{} was not built", binary.display());
-            binary
-        })
-        .clone()
-}
 
 /// A test environment: own database (the sqlx::test one), topic prefix, group, scratch dir.
 struct Env {
@@ -389,7 +355,7 @@ impl NodeProcess {
             .unwrap();
         writeln!(log, "===== {} start {} =====", self.name, self.starts).unwrap();
         let stderr = log.try_clone().unwrap();
-        let mut command = Command::new(node_binary());
+        let mut command = Command::new(support::cluster::binary());
         command
             .arg("--config")
             .arg(&self.config)

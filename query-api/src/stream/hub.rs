@@ -146,6 +146,11 @@ impl StreamHub {
         let _ = self.inner.live.send(event);
     }
 
+    #[cfg(test)]
+    pub(crate) fn publish_for_test(&self, kind: HubEventKind) {
+        self.publish(kind);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
         // A panic while holding the lock cannot leave the ring half-written: recover it.
         self.inner

@@ -26,16 +26,30 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 use super::hub::{HubEvent, HubEventKind};
 use crate::counts::{freshness, render};
+use crate::openapi::{NotFound, ResumeHeader, Unavailable, Unprocessable};
 use crate::params::Params;
 use crate::problem::QueryError;
 use crate::state::QueryState;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Only this region's view of the counts, and only changes that concern it.
+    #[param(value_type = RegionId, required = false)]
     pub region: Option<String>,
 }
 
+/// Server-Sent Events: a `snapshot` of the counts (the `GET /v1/counts` body), then a `counts`
+/// event per change of the counts and a `change` event per event of any region, each with an
+/// increasing `id`; a `freshness` event (no id) every tick.
+#[utoipa::path(
+    get, path = "/v1/stream", tag = "stream", operation_id = "stream",
+    params(StreamQuery, ResumeHeader),
+    responses(
+        (status = 200, description = "The event stream; it does not end", content_type = "text/event-stream", body = String),
+        NotFound, Unprocessable, Unavailable,
+    ),
+)]
 #[tracing::instrument(skip_all)]
 pub async fn stream(
     State(state): State<QueryState>,
@@ -203,5 +217,91 @@ impl Connected {
 impl Drop for Connected {
     fn drop(&mut self) {
         metrics::gauge!("stream_clients").decrement(1.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use projector::runtime::projection::Projection;
+    use projector::{ActorId, ActorState};
+
+    use super::*;
+    use crate::stream::hub::StreamHub;
+
+    fn state() -> QueryState {
+        let region = RegionId::parse("eu-west").unwrap();
+        QueryState {
+            // Never connected: these tests touch no database.
+            pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
+            metrics: None,
+            projection: Projection::new(),
+            region: region.clone(),
+            regions: vec![region],
+            partitions: 3,
+            stale_after: Duration::from_secs(5),
+            read_wait: Duration::from_secs(1),
+            hub: StreamHub::new(4),
+            stream_tick: Duration::from_secs(3600),
+        }
+    }
+
+    fn counts() -> HubEventKind {
+        HubEventKind::Counts {
+            global: "{\"total\":1}".into(),
+            regions: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_resynced_with_a_snapshot() {
+        let state = state();
+        let slot = state.hub.admit().unwrap();
+        let mut client = Client::start(state.clone(), None, None, slot).await;
+        let first = client.next().await.unwrap();
+        assert!(
+            format!("{first:?}").contains("event: snapshot"),
+            "{first:?}"
+        );
+        // The client reads nothing while far more events pass than it may buffer.
+        state
+            .projection
+            .observe([ActorState::empty(ActorId::new(
+                RegionId::parse("eu-west").unwrap(),
+                0,
+            ))])
+            .await;
+        for _ in 0..3000 {
+            state.hub.publish_for_test(counts());
+        }
+        let next = client.next().await.unwrap();
+        assert!(format!("{next:?}").contains("event: snapshot"), "{next:?}");
+        // Then it continues live from the newest event, not the backlog.
+        state.hub.publish_for_test(counts());
+        let live = client.next().await.unwrap();
+        assert!(
+            format!("{live:?}").contains(&state.hub.latest().to_string()),
+            "{live:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resuming_client_gets_the_missed_events_and_no_snapshot() {
+        let state = state();
+        state.hub.publish_for_test(counts());
+        let seen = state.hub.latest();
+        state.hub.publish_for_test(counts());
+        state.hub.publish_for_test(counts());
+        let slot = state.hub.admit().unwrap();
+        let mut client = Client::start(state.clone(), None, Some(seen), slot).await;
+        for expected in [seen + 1, seen + 2] {
+            let event = format!("{:?}", client.next().await.unwrap());
+            assert!(!event.contains("snapshot"), "{event}");
+            assert!(
+                event.contains(&format!("id: {expected}")) || event.contains(&expected.to_string()),
+                "{event}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! partition by partition, and folded from scratch for comparison with the projector's
 //! checkpoints.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use domain::{
@@ -17,16 +17,14 @@ use outbox_relay::{CONTENT_TYPE_HEADER, POSITION_HEADER, partition_for};
 use projector::{ActorId, CountSnapshot, PartitionFold, ProviderCounts, RegionCounts};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use sqlx::types::chrono::{DateTime, Utc};
-use tokio::time::Instant;
 
-use super::kafka::unique_topic;
+use super::kafka::read_all_within;
 
 const PROVIDERS: [&str; 8] = [
     "openai",
@@ -460,48 +458,13 @@ impl Record {
 /// "beginning": Nisshi answers it wrongly) up to partition EOF (its high watermark can trail
 /// the real end). Index = partition, records in offset order.
 pub async fn read_partitions(brokers: &str, topic: &str, partitions: i32) -> Vec<Vec<Record>> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", unique_topic("projector-crash-reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Offset(0))
-            .unwrap();
-    }
-    consumer.assign(&assignment).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut at_end = HashSet::new();
     let mut records: Vec<Vec<Record>> = (0..partitions).map(|_| Vec::new()).collect();
-    while at_end.len() < usize::try_from(partitions).unwrap() {
-        let next = tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{topic}: only partitions {at_end:?} reached their end"));
-        let message = match next {
-            Ok(message) => message,
-            Err(KafkaError::PartitionEOF(p)) => {
-                at_end.insert(p);
-                continue;
-            }
-            Err(error) => panic!("reading {topic}: {error}"),
-        };
-        let partition = usize::try_from(message.partition()).unwrap();
-        records[partition].push(Record {
-            offset: message.offset(),
-            key: message
-                .key()
-                .map(|k| String::from_utf8(k.to_vec()).unwrap())
-                .unwrap_or_default(),
-            payload: message.payload().unwrap_or_default().to_vec(),
+    for message in read_all_within(brokers, topic, partitions, Duration::from_secs(180)).await {
+        records[usize::try_from(message.partition).unwrap()].push(Record {
+            offset: message.offset,
+            key: message.key.unwrap_or_default(),
+            payload: message.payload,
         });
-    }
-    for partition in &mut records {
-        partition.sort_by_key(|r| r.offset);
     }
     records
 }

@@ -64,6 +64,16 @@ pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
 /// Every message of the topic, read from the beginning of each partition to its end, in
 /// partition then offset order.
 pub async fn read_all_from(brokers: &str, topic: &str, partitions: i32) -> Vec<Received> {
+    read_all_within(brokers, topic, partitions, super::DEADLINE).await
+}
+
+/// As [`read_all_from`], failing if the ends are not reached `within` (long topics).
+pub async fn read_all_within(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    within: Duration,
+) -> Vec<Received> {
     let consumer = consumer(brokers);
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
@@ -72,7 +82,7 @@ pub async fn read_all_from(brokers: &str, topic: &str, partitions: i32) -> Vec<R
             .unwrap();
     }
     consumer.assign(&assignment).unwrap();
-    let deadline = Instant::now() + super::DEADLINE;
+    let deadline = Instant::now() + within;
     let mut at_end = HashSet::new();
     let mut received = Vec::new();
     while at_end.len() < usize::try_from(partitions).unwrap() {

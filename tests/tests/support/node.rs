@@ -44,6 +44,15 @@ fn token(name: &str, secret: &str, scope: &str) -> TokenConfig {
 impl TestNode {
     /// Starts region `region` on `pool` with topics of its own.
     pub async fn start(pool: PgPool, region: &str) -> Self {
+        Self::start_with(pool, region, |_| {}).await
+    }
+
+    /// As [`TestNode::start`], with `adjust` applied to the settings last.
+    pub async fn start_with(
+        pool: PgPool,
+        region: &str,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = Settings::load(None).unwrap();
         settings.region = region.into();
         settings.http.listen = "127.0.0.1:0".parse().unwrap();
@@ -55,6 +64,7 @@ impl TestNode {
             token("eu-operator", EU_TOKEN, "region:eu-west"),
             token("us-operator", US_TOKEN, "region:us-east"),
         ];
+        adjust(&mut settings);
         let topic = settings.events_topic(region);
         let app = Application::build_with_pool(&settings, pool.clone(), None)
             .await
