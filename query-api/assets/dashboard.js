@@ -42,6 +42,8 @@
       freshness: 'Freshness',
       live: 'Live',
       stale: 'Stale · {age}',
+      becameStale: '{region} is stale: not heard from for {age}.',
+      becameLive: '{region} is live again.',
       heardAgo: 'heard {age} ago',
       neverHeard: 'not heard from yet',
       lastEvent: 'last event #{position} at {time}',
@@ -99,6 +101,8 @@
       freshness: '최신성',
       live: '실시간',
       stale: '지연 · {age}',
+      becameStale: '{region} 리전이 지연되었습니다: {age} 동안 수신 없음.',
+      becameLive: '{region} 리전이 다시 실시간입니다.',
       heardAgo: '{age} 전 수신',
       neverHeard: '아직 수신 없음',
       lastEvent: '마지막 이벤트 #{position}, {time}',
@@ -506,6 +510,12 @@
       const heard = typeof fresh.age_ms === 'number';
       const ageMs = heard ? fresh.age_ms + (now - fresh.receivedAt) : null;
       const stale = fresh.stale !== false;
+      // The ages tick every second, so the table is not a live region; a turn is announced.
+      if (row.dataset.stale !== undefined && row.dataset.stale !== String(stale)) {
+        $('[data-testid="region-announcer"]').textContent = stale
+          ? t('becameStale', { region: key, age: heard ? age(ageMs) : '–' })
+          : t('becameLive', { region: key });
+      }
       row.dataset.stale = String(stale);
       const badge = $('.badge', row);
       badge.className = `badge ${stale ? 'stale' : 'live'}`;
