@@ -492,6 +492,9 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
         "a locale changed a number"
     );
     assert_eq!(feed_name(&page), Some(json!("대시 라이브")), "{page}");
+    browser
+        .screenshot(&target_dir().join("dashboard-screenshot-ko.png"))
+        .await;
     // Remembered across a reload; `?locale=` wins over the remembered choice.
     browser.goto(&format!("{base}/")).await;
     let page = page_matches_api(&browser, &cluster, "the reloaded page shows the counts")
