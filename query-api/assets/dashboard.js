@@ -303,13 +303,17 @@
     connectStream();
   }
 
-  // A connection that went silent (a proxy holding it open) never reports an error itself.
+  // A connection that went silent (a proxy holding it open) never reports an error itself;
+  // one that never opens must not leave the page without numbers either.
   function watchStream() {
     const source = state.stream;
-    if (source && state.mode === 'live' && Date.now() - state.lastMessageAt > STREAM_SILENCE_MS) {
+    if (!source || Date.now() - state.lastMessageAt <= STREAM_SILENCE_MS) return;
+    if (state.mode === 'live') {
       setMode('connecting');
       startPolling();
       abandonStream(source);
+    } else if (state.mode === 'connecting') {
+      startPolling();
     }
   }
 
