@@ -46,7 +46,7 @@
       becameLive: '{region} is live again.',
       heardAgo: 'heard {age} ago',
       neverHeard: 'not heard from yet',
-      lastEvent: 'last event #{position} at {time}',
+      lastEventHeading: 'Last event folded',
       providersHeading: 'Providers',
       providersCaption: 'Models per provider (not retired), and how many are active',
       provider: 'Provider',
@@ -105,7 +105,7 @@
       becameLive: '{region} 리전이 다시 실시간입니다.',
       heardAgo: '{age} 전 수신',
       neverHeard: '아직 수신 없음',
-      lastEvent: '마지막 이벤트 #{position}, {time}',
+      lastEventHeading: '마지막 반영 이벤트',
       providersHeading: '제공사',
       providersCaption: '제공사별 모델 수(종료 제외)와 그중 활성 모델 수',
       provider: '제공사',
@@ -506,7 +506,8 @@
     keyed($('[data-testid="regions-body"]'), regions, (key) => el('tr', { 'data-testid': `region-${key}` },
       el('th', { scope: 'row', class: 'region-name', text: key }),
       el('td', { class: 'num', 'data-testid': `region-available-${key}` }),
-      el('td', {}, el('span', { class: 'badge', 'data-testid': `region-badge-${key}` }), el('span', { class: 'freshness-detail' }))),
+      el('td', {}, el('span', { class: 'badge', 'data-testid': `region-badge-${key}` }), el('span', { class: 'freshness-detail' })),
+      el('td', { class: 'last-col' }, el('span', { class: 'position' }), el('time', { class: 'freshness-detail' }))),
     (row, key) => {
       const r = counts.regions[key] || {};
       const fresh = state.fresh.get(key) || {};
@@ -525,7 +526,10 @@
       badge.className = `badge ${stale ? 'stale' : 'live'}`;
       badge.textContent = stale ? t('stale', { age: heard ? age(ageMs) : '–' }) : t('live');
       $('.freshness-detail', row).textContent = heard ? t('heardAgo', { age: age(ageMs) }) : t('neverHeard');
-      row.title = r.last_event_at ? t('lastEvent', { position: r.last_event_position, time: time(r.last_event_at) }) : '';
+      $('.position', row).textContent = Number.isInteger(r.last_event_position) ? `#${number(r.last_event_position)}` : '–';
+      const last = $('time', row);
+      last.dateTime = r.last_event_at || '';
+      last.textContent = r.last_event_at ? time(r.last_event_at) : '';
     });
   }
 
