@@ -14,6 +14,7 @@ mod model;
 mod stream;
 mod text;
 mod token;
+mod upcast;
 
 pub use availability::{
     AvailabilityState, CatalogueFacts, decide_availability, evolve_availability,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::{OperationalStatus, RegionId};
@@ -45,7 +45,14 @@ pub struct CountsBody {
     pub generated_at: DateTime<Utc>,
 }
 
-pub async fn global_counts(State(state): State<QueryState>, headers: HeaderMap) -> Response {
+pub async fn global_counts(
+    State(state): State<QueryState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(answer) = crate::history::counts_at_from_query(&state, &uri).await {
+        return answer;
+    }
     let (view, version) = state.projection.read().await;
     if not_modified(&headers, version) {
         return not_modified_response(version);

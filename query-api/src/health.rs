@@ -35,6 +35,8 @@ pub fn router(state: QueryState) -> Router {
             "/v1/regions/{region}/counts",
             get(crate::counts::region_counts),
         )
+        .route("/v1/counts/series", get(crate::history::counts_series))
+        .route("/v1/models/{*rest}", get(crate::history::models_get))
         .with_state(state)
 }
 

@@ -3,5 +3,6 @@
 
 mod counts;
 mod health;
+pub mod history;
 
 pub use health::{QueryState, router};

@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
+use super::event_log::{self, LoggedEvent};
 use super::source::{ExplicitOffsets, group_config};
 
 /// How the follower connects and whom it tells about retirements.
@@ -118,6 +119,7 @@ async fn apply_batch(
     let mut tx = pool.begin().await?;
     let mut reached = Offsets::new();
     let mut retired = false;
+    let mut logged = Vec::with_capacity(batch.len());
     for message in batch {
         let key = (message.topic().to_owned(), message.partition());
         if next_offsets
@@ -130,6 +132,11 @@ async fn apply_batch(
             Some(Ok(envelope)) => {
                 apply_to_catalogue(&mut tx, &envelope).await?;
                 retired |= matches!(envelope.event, EventPayload::ModelRetired);
+                logged.push(LoggedEvent {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    envelope,
+                });
             }
             Some(Err(error)) => {
                 warn!(topic = key.0, partition = key.1, offset = message.offset(), %error,
@@ -140,6 +147,7 @@ async fn apply_batch(
         }
         reached.insert(key, message.offset() + 1);
     }
+    event_log::insert(&mut tx, &logged).await?;
     for ((topic, partition), next) in &reached {
         sqlx::query(
             "INSERT INTO catalogue_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)

@@ -2,6 +2,7 @@
 
 pub mod catalogue_follower;
 pub mod checkpoint;
+pub mod event_log;
 pub mod exchange;
 pub mod partition_projector;
 pub mod projection;
