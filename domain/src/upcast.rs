@@ -54,7 +54,10 @@ fn localize(event: &mut Map<String, Value>, field: &str) {
     {
         let english = std::mem::take(text);
         let mut map = Map::new();
-        map.insert(LocalizedText::FALLBACK_LOCALE.to_owned(), Value::from(english));
+        map.insert(
+            LocalizedText::FALLBACK_LOCALE.to_owned(),
+            Value::from(english),
+        );
         *slot = Value::Object(map);
     }
 }

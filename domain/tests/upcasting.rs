@@ -46,10 +46,7 @@ fn old_history() -> Vec<Vec<u8>> {
 #[test]
 fn a_v0_registration_decodes_into_todays_shape() {
     let envelope = EventEnvelope::decode(&old_history()[0]).unwrap();
-    assert_eq!(
-        envelope.schema_version, 0,
-        "the recorded version is kept"
-    );
+    assert_eq!(envelope.schema_version, 0, "the recorded version is kept");
     match envelope.event {
         EventPayload::ModelRegistered {
             name,
@@ -97,13 +94,11 @@ fn v0_rules_do_not_weaken_validation() {
         json!({"type": "model_registered", "id": "openai/gpt-4", "provider": "openai",
                "home_region": "eu-west", "name": "x".repeat(201)}),
     );
-    let blank = stored_v0(
-        1,
-        json!({"type": "model_metadata_updated", "name": "  "}),
-    );
+    let blank = stored_v0(1, json!({"type": "model_metadata_updated", "name": "  "}));
     let unknown_field = stored_v0(
         1,
-        json!({"type": "model_activated", "by": "someone"}),
+        json!({"type": "model_registered", "id": "openai/gpt-4", "provider": "openai",
+               "home_region": "eu-west", "name": "GPT-4", "by": "someone"}),
     );
     for bytes in [too_long, blank, unknown_field] {
         assert!(

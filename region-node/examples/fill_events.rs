@@ -23,9 +23,9 @@ use domain::{
 use outbox_relay::{TopicSpec, ensure_topics, partition_for};
 use projector::{ActorId, Replay};
 use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -69,7 +69,9 @@ fn model_events(region: &RegionId, index: usize) -> anyhow::Result<Vec<(StreamId
         model: id.clone(),
     };
     let status = |status| EventPayload::ModelStatusChanged { status };
-    let served = || EventPayload::ModelServed { region: region.clone() };
+    let served = || EventPayload::ModelServed {
+        region: region.clone(),
+    };
     let withdrawn = |reason| EventPayload::ModelWithdrawn {
         region: region.clone(),
         reason,
@@ -136,7 +138,8 @@ fn generate(args: &Args, region: &RegionId) -> anyhow::Result<Vec<(i32, String, 
                 sequence: *sequence,
                 position,
                 origin_region: region.clone(),
-                occurred_at: start + TimeDelta::nanoseconds(step_nanos.saturating_mul(position as i64)),
+                occurred_at: start
+                    + TimeDelta::nanoseconds(step_nanos.saturating_mul(position as i64)),
                 correlation_id: correlation,
                 causation_id: None,
                 idempotency_key: None,
@@ -211,7 +214,9 @@ async fn main() -> anyhow::Result<()> {
         }
         producer.poll(Duration::ZERO);
     }
-    producer.flush(Duration::from_secs(300)).context("flushing")?;
+    producer
+        .flush(Duration::from_secs(300))
+        .context("flushing")?;
     let elapsed = started.elapsed();
     let failed = failed.load(Ordering::Relaxed);
     println!(

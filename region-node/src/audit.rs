@@ -107,7 +107,10 @@ impl fmt::Display for AuditReport {
             writeln!(f, "DIFFERENCE {difference}")?;
         }
         if self.differences.is_empty() {
-            write!(f, "OK: the live projection equals the replay, actor by actor")
+            write!(
+                f,
+                "OK: the live projection equals the replay, actor by actor"
+            )
         } else {
             write!(
                 f,
@@ -119,7 +122,11 @@ impl fmt::Display for AuditReport {
 }
 
 /// Audits the node's own region.
-pub async fn run(settings: &Settings, pool: &PgPool, progress: bool) -> anyhow::Result<AuditReport> {
+pub async fn run(
+    settings: &Settings,
+    pool: &PgPool,
+    progress: bool,
+) -> anyhow::Result<AuditReport> {
     let region = RegionId::parse(&settings.region).context("configuration: region")?;
     let topic = settings.events_topic(region.as_str());
     let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
@@ -133,7 +140,13 @@ pub async fn run(settings: &Settings, pool: &PgPool, progress: bool) -> anyhow::
     let brokers = settings.kafka.brokers.clone();
     let (region_for_thread, topic_for_thread) = (region.clone(), topic.clone());
     tokio::task::spawn_blocking(move || {
-        audit_topic(&brokers, region_for_thread, topic_for_thread, rows, progress)
+        audit_topic(
+            &brokers,
+            region_for_thread,
+            topic_for_thread,
+            rows,
+            progress,
+        )
     })
     .await
     .context("the audit thread failed")?
@@ -228,7 +241,8 @@ pub fn compare(live: &PartitionFold, rebuilt: &PartitionFold) -> Vec<Difference>
     let mut differences: Vec<Difference> = keys
         .into_iter()
         .filter_map(|key| {
-            let (live_value, replayed) = (live.counters().value(key), rebuilt.counters().value(key));
+            let (live_value, replayed) =
+                (live.counters().value(key), rebuilt.counters().value(key));
             (live_value != replayed).then(|| Difference::Counter {
                 actor: actor.clone(),
                 key: key.clone(),

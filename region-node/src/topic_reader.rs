@@ -48,7 +48,10 @@ impl TopicReader {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             // assign() needs a group id; the group is never joined and nothing is committed.
-            .set("group.id", format!("aigo-replay-{}", uuid::Uuid::new_v4().simple()))
+            .set(
+                "group.id",
+                format!("aigo-replay-{}", uuid::Uuid::new_v4().simple()),
+            )
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("allow.auto.create.topics", "false")

@@ -56,26 +56,55 @@ async fn audit_passes_then_names_the_actor_and_counter_of_a_corrupted_checkpoint
     for i in 0..12 {
         let id = format!("audit/model-{i}");
         let body = json!({"id": id, "provider": format!("p{}", i % 3), "name": {"en": id}});
-        cluster.command(EU, Method::POST, "/v1/models", Some(body)).await;
+        cluster
+            .command(EU, Method::POST, "/v1/models", Some(body))
+            .await;
         if i % 2 == 0 {
-            cluster.command(EU, Method::POST, &format!("/v1/models/{id}/activate"), None).await;
+            cluster
+                .command(EU, Method::POST, &format!("/v1/models/{id}/activate"), None)
+                .await;
         }
         if i % 3 == 0 {
-            cluster.command(EU, Method::PUT, &format!("/v1/regions/{EU}/models/{id}"), None).await;
+            cluster
+                .command(
+                    EU,
+                    Method::PUT,
+                    &format!("/v1/regions/{EU}/models/{id}"),
+                    None,
+                )
+                .await;
         }
     }
-    cluster.command(EU, Method::POST, "/v1/models/audit/model-1/retire", None).await;
+    cluster
+        .command(EU, Method::POST, "/v1/models/audit/model-1/retire", None)
+        .await;
     wait_until("the projection folded everything", || async {
         let counts = cluster.counts(EU).await?;
-        let got = (counts["total"].clone(), counts["active"].clone(), counts["retired"].clone());
-        (got == (json!(11), json!(6), json!(1))).then_some(()).ok_or(format!("{got:?}"))
+        let got = (
+            counts["total"].clone(),
+            counts["active"].clone(),
+            counts["retired"].clone(),
+        );
+        (got == (json!(11), json!(6), json!(1)))
+            .then_some(())
+            .ok_or(format!("{got:?}"))
     })
     .await;
 
     let config = cluster.node(EU).config_path();
     let ran = region_node(config, &["audit", "--quiet"]).await;
-    assert!(ran.success, "audit of a normal run failed:\n{}\n{}", ran.stdout, ran.stderr);
-    assert!(ran.stdout.contains("OK: the live projection equals the replay"), "{}", ran.stdout);
+    eprintln!("audit of a normal run:\n{}", ran.stdout);
+    assert!(
+        ran.success,
+        "audit of a normal run failed:\n{}\n{}",
+        ran.stdout, ran.stderr
+    );
+    assert!(
+        ran.stdout
+            .contains("OK: the live projection equals the replay"),
+        "{}",
+        ran.stdout
+    );
     assert!(ran.stdout.contains("actor eu-west:"), "{}", ran.stdout);
 
     // Stop the node (its last commit lands), then corrupt one stored checkpoint: fold a
@@ -92,7 +121,13 @@ async fn audit_passes_then_names_the_actor_and_counter_of_a_corrupted_checkpoint
     .unwrap();
     let (partition, next, state) = rows
         .into_iter()
-        .find(|(_, _, state)| PartitionFold::restore(state).unwrap().counters().value(&MetricKey::Total) > 0)
+        .find(|(_, _, state)| {
+            PartitionFold::restore(state)
+                .unwrap()
+                .counters()
+                .value(&MetricKey::Total)
+                > 0
+        })
         .expect("a checkpoint that counted models");
     let mut fold = PartitionFold::restore(&state).unwrap();
     let before = fold.counters().value(&MetricKey::Total);
@@ -108,13 +143,34 @@ async fn audit_passes_then_names_the_actor_and_counter_of_a_corrupted_checkpoint
     pool.close().await;
 
     let ran = region_node(config, &["audit", "--quiet"]).await;
-    assert!(!ran.success, "audit passed a corrupted checkpoint:\n{}", ran.stdout);
+    eprintln!("audit after the corruption:\n{}{}", ran.stdout, ran.stderr);
+    assert!(
+        !ran.success,
+        "audit passed a corrupted checkpoint:\n{}",
+        ran.stdout
+    );
     assert_ne!(ran.code, Some(0));
-    let expected = format!("actor {EU}:{partition}: counter total: live {}, replay {before}", before + 1);
-    assert!(ran.stdout.contains(&expected), "no line {expected:?} in:\n{}", ran.stdout);
-    assert!(ran.stdout.contains(&format!("actor {EU}:{partition}: counter provider:ghost:total")), "{}", ran.stdout);
+    let expected = format!(
+        "actor {EU}:{partition}: counter total: live {}, replay {before}",
+        before + 1
+    );
+    assert!(
+        ran.stdout.contains(&expected),
+        "no line {expected:?} in:\n{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains(&format!(
+            "actor {EU}:{partition}: counter provider:ghost:total"
+        )),
+        "{}",
+        ran.stdout
+    );
     assert!(ran.stdout.contains("FAILED"), "{}", ran.stdout);
     for line in ran.stdout.lines().filter(|l| l.starts_with("DIFFERENCE")) {
-        assert!(line.contains(&format!("actor {EU}:{partition}:")), "only the corrupted actor differs: {line}");
+        assert!(
+            line.contains(&format!("actor {EU}:{partition}:")),
+            "only the corrupted actor differs: {line}"
+        );
     }
 }

@@ -60,7 +60,12 @@ impl Expected {
     /// The counts as `?at=` reports them.
     fn counts(&self) -> Value {
         let live = || self.models.values().filter(|m| m.lifecycle != "retired");
-        let count = |lifecycle: &str| self.models.values().filter(|m| m.lifecycle == lifecycle).count();
+        let count = |lifecycle: &str| {
+            self.models
+                .values()
+                .filter(|m| m.lifecycle == lifecycle)
+                .count()
+        };
         let mut by_status = BTreeMap::from([("operational", 0), ("degraded", 0), ("outage", 0)]);
         let mut by_provider: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for model in live() {
@@ -72,7 +77,11 @@ impl Expected {
         let regions: BTreeMap<&str, Value> = [EU, US]
             .into_iter()
             .map(|r| {
-                let available = self.models.values().filter(|m| m.served.contains(r)).count();
+                let available = self
+                    .models
+                    .values()
+                    .filter(|m| m.served.contains(r))
+                    .count();
                 (r, json!({ "available": available }))
             })
             .collect();
@@ -92,8 +101,18 @@ impl Expected {
 
 /// The fields of a counts answer that the expectation covers.
 fn counts_only(answer: &Value) -> Value {
-    let keys = ["total", "active", "inactive", "retired", "by_status", "by_provider", "regions"];
-    keys.into_iter().map(|k| (k.to_owned(), answer[k].clone())).collect()
+    let keys = [
+        "total",
+        "active",
+        "inactive",
+        "retired",
+        "by_status",
+        "by_provider",
+        "regions",
+    ];
+    keys.into_iter()
+        .map(|k| (k.to_owned(), answer[k].clone()))
+        .collect()
 }
 
 fn instant(at: DateTime<Utc>) -> String {
@@ -113,7 +132,14 @@ struct Script<'a> {
 impl Script<'_> {
     /// A write that must succeed, with its own idempotency key and correlation id; retried
     /// while the node does not know the model yet (its catalogue lags the home region).
-    async fn write(&mut self, region: &str, method: Method, path: &str, body: Option<Value>, model: &'static str) {
+    async fn write(
+        &mut self,
+        region: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        model: &'static str,
+    ) {
         let key = format!("hist-{}", uuid::Uuid::new_v4().simple());
         let correlation = uuid::Uuid::new_v4().to_string();
         let url = format!("{}{path}", self.cluster.node(region).base);
@@ -186,21 +212,40 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     let cluster = Cluster::start(&[EU, US]).await;
     let mut s = Script {
         cluster: &cluster,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
         expected: Expected::default(),
         timeline: Vec::new(),
         sent: BTreeMap::new(),
     };
-    let register = |id: &str, provider: &str| json!({"id": id, "provider": provider, "name": {"en": id}});
+    let register =
+        |id: &str, provider: &str| json!({"id": id, "provider": provider, "name": {"en": id}});
 
     s.record().await; // t0: nothing yet
-    s.write(EU, Method::POST, "/v1/models", Some(register(A, "openai")), A).await;
+    s.write(
+        EU,
+        Method::POST,
+        "/v1/models",
+        Some(register(A, "openai")),
+        A,
+    )
+    .await;
     s.expected.register(A, "openai");
     s.record().await;
-    s.write(US, Method::POST, "/v1/models", Some(register(B, "meta")), B).await;
+    s.write(US, Method::POST, "/v1/models", Some(register(B, "meta")), B)
+        .await;
     s.expected.register(B, "meta");
     s.record().await;
-    s.write(EU, Method::POST, &format!("/v1/models/{A}/activate"), None, A).await;
+    s.write(
+        EU,
+        Method::POST,
+        &format!("/v1/models/{A}/activate"),
+        None,
+        A,
+    )
+    .await;
     s.expected.model(A).lifecycle = "active";
     s.record().await;
     s.write(EU, Method::PUT, &serve_path(EU, A), None, A).await;
@@ -209,20 +254,49 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     s.write(US, Method::PUT, &serve_path(US, A), None, A).await;
     s.expected.model(A).served.insert(US);
     s.record().await;
-    s.write(EU, Method::POST, "/v1/models", Some(register(C, "openai")), C).await;
+    s.write(
+        EU,
+        Method::POST,
+        "/v1/models",
+        Some(register(C, "openai")),
+        C,
+    )
+    .await;
     s.expected.register(C, "openai");
-    s.write(EU, Method::PUT, &format!("/v1/models/{A}/status"), Some(json!({"status": "degraded"})), A).await;
+    s.write(
+        EU,
+        Method::PUT,
+        &format!("/v1/models/{A}/status"),
+        Some(json!({"status": "degraded"})),
+        A,
+    )
+    .await;
     s.expected.model(A).status = "degraded";
     s.record().await;
-    s.write(US, Method::POST, &format!("/v1/models/{B}/activate"), None, B).await;
+    s.write(
+        US,
+        Method::POST,
+        &format!("/v1/models/{B}/activate"),
+        None,
+        B,
+    )
+    .await;
     s.expected.model(B).lifecycle = "active";
     s.write(US, Method::PUT, &serve_path(US, B), None, B).await;
     s.expected.model(B).served.insert(US);
     s.record().await;
-    s.write(EU, Method::POST, &format!("/v1/models/{A}/deactivate"), None, A).await;
+    s.write(
+        EU,
+        Method::POST,
+        &format!("/v1/models/{A}/deactivate"),
+        None,
+        A,
+    )
+    .await;
     s.expected.model(A).lifecycle = "inactive";
     s.record().await;
-    s.write(EU, Method::POST, &format!("/v1/models/{A}/retire"), None, A).await;
+    s.write(EU, Method::POST, &format!("/v1/models/{A}/retire"), None, A)
+        .await;
     s.expected.model(A).lifecycle = "retired";
     // Each serving region withdraws a retired model by itself; the instant after both did:
     let history_path = format!("/v1/models/{A}/history");
@@ -231,9 +305,12 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
         let path = history_path.as_str();
         async move {
             let (status, body) = s.get(EU, path, &[]).await;
-            let withdrawn = body["events"]
-                .as_array()
-                .map_or(0, |events| events.iter().filter(|e| e["type"] == "model_withdrawn").count());
+            let withdrawn = body["events"].as_array().map_or(0, |events| {
+                events
+                    .iter()
+                    .filter(|e| e["type"] == "model_withdrawn")
+                    .count()
+            });
             if status == StatusCode::OK && withdrawn == 2 {
                 Ok(())
             } else {
@@ -244,12 +321,27 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     .await;
     s.expected.model(A).served.clear();
     s.record().await;
-    s.write(US, Method::DELETE, &serve_path(US, B), None, B).await;
+    s.write(US, Method::DELETE, &serve_path(US, B), None, B)
+        .await;
     s.expected.model(B).served.remove(US);
     s.record().await;
-    s.write(EU, Method::PUT, &format!("/v1/models/{C}/status"), Some(json!({"status": "outage"})), C).await;
+    s.write(
+        EU,
+        Method::PUT,
+        &format!("/v1/models/{C}/status"),
+        Some(json!({"status": "outage"})),
+        C,
+    )
+    .await;
     s.expected.model(C).status = "outage";
-    s.write(EU, Method::POST, &format!("/v1/models/{C}/activate"), None, C).await;
+    s.write(
+        EU,
+        Method::POST,
+        &format!("/v1/models/{C}/activate"),
+        None,
+        C,
+    )
+    .await;
     s.expected.model(C).lifecycle = "active";
     s.record().await;
 
@@ -257,18 +349,26 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     let mut all_events = 0_i64;
     for region in [EU, US] {
         let pool = cluster.pool(region).await;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         all_events += n;
     }
     let far_future = "2999-01-01T00:00:00Z";
     for region in [EU, US] {
         let s = &s;
-        wait_until(&format!("{region}'s event log holds all {all_events} events"), || async move {
-            let body = s.at(region, far_future).await;
-            let replayed = body["events_replayed"].as_i64().unwrap();
-            (replayed == all_events).then_some(()).ok_or(format!("{replayed} logged"))
-        })
+        wait_until(
+            &format!("{region}'s event log holds all {all_events} events"),
+            || async move {
+                let body = s.at(region, far_future).await;
+                let replayed = body["events_replayed"].as_i64().unwrap();
+                (replayed == all_events)
+                    .then_some(())
+                    .ok_or(format!("{replayed} logged"))
+            },
+        )
         .await;
     }
 
@@ -282,13 +382,27 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
         assert_eq!(eu["at"], json!(at));
         assert_eq!(counts_only(&eu), *expected, "step {i}: {EU} ?at={at}");
         assert_eq!(eu, us, "step {i}: both nodes answer the same history");
-        let ran = region_node(cluster.node(EU).config_path(), &["replay", "--quiet", "--until", &at]).await;
+        let ran = region_node(
+            cluster.node(EU).config_path(),
+            &["replay", "--quiet", "--until", &at],
+        )
+        .await;
         assert!(ran.success, "replay --until {at} failed: {}", ran.stderr);
         let replayed: Value = serde_json::from_str(&ran.stdout).unwrap();
-        assert_eq!(counts_only(&replayed), *expected, "step {i}: replay --until {at}");
-        assert_eq!(replayed["events_replayed"], eu["events_replayed"], "step {i}: events folded");
+        assert_eq!(
+            counts_only(&replayed),
+            *expected,
+            "step {i}: replay --until {at}"
+        );
+        assert_eq!(
+            replayed["events_replayed"], eu["events_replayed"],
+            "step {i}: events folded"
+        );
         let n = eu["events_replayed"].as_i64().unwrap();
-        assert!(n > previous_replayed || i == 0, "step {i}: every step adds events");
+        assert!(
+            n > previous_replayed || i == 0,
+            "step {i}: every step adds events"
+        );
         previous_replayed = n;
     }
     assert_eq!(s.timeline[0].1["total"], 0);
@@ -301,8 +415,17 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     assert_eq!(counts_only(&full), s.timeline.last().unwrap().1);
 
     // Series: every point equals ?at= at its instant; 1 s steps over the whole timeline.
-    let (from, to) = (instant(s.timeline[0].0), instant(s.timeline.last().unwrap().0));
-    let (status, series) = s.get(US, "/v1/counts/series", &[("from", &from), ("to", &to), ("step", "1s")]).await;
+    let (from, to) = (
+        instant(s.timeline[0].0),
+        instant(s.timeline.last().unwrap().0),
+    );
+    let (status, series) = s
+        .get(
+            US,
+            "/v1/counts/series",
+            &[("from", &from), ("to", &to), ("step", "1s")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{series}");
     assert_eq!(series["step_seconds"], 1);
     let points = series["points"].as_array().unwrap();
@@ -317,29 +440,57 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     // impossible: whole seconds), so check a point at each recorded instant instead.
     for (at, expected) in &s.timeline {
         let (from, to) = (instant(*at), instant(*at + chrono::TimeDelta::seconds(10)));
-        let (status, series) = s.get(EU, "/v1/counts/series", &[("from", &from), ("to", &to), ("step", "5s")]).await;
+        let (status, series) = s
+            .get(
+                EU,
+                "/v1/counts/series",
+                &[("from", &from), ("to", &to), ("step", "5s")],
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{series}");
         assert_eq!(series["points"].as_array().unwrap().len(), 3);
-        assert_eq!(counts_only(&series["points"][0]), *expected, "series from {from}");
+        assert_eq!(
+            counts_only(&series["points"][0]),
+            *expected,
+            "series from {from}"
+        );
     }
 
     // A model's history: every event from both regions, in order, with who and which command.
     let (status, eu_history) = s.get(EU, &history_path, &[]).await;
     assert_eq!(status, StatusCode::OK, "{eu_history}");
-    let (_, us_history) = s.get(US, &format!("/v1/models/{}/history", A.replace('/', "%2F")), &[]).await;
+    let (_, us_history) = s
+        .get(
+            US,
+            &format!("/v1/models/{}/history", A.replace('/', "%2F")),
+            &[],
+        )
+        .await;
     assert_eq!(eu_history, us_history, "both nodes hold the same history");
     let events = eu_history["events"].as_array().unwrap();
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
         [
-            "model_registered", "model_activated", "model_served", "model_served",
-            "model_status_changed", "model_deactivated", "model_retired", "model_withdrawn",
+            "model_registered",
+            "model_activated",
+            "model_served",
+            "model_served",
+            "model_status_changed",
+            "model_deactivated",
+            "model_retired",
+            "model_withdrawn",
             "model_withdrawn",
         ]
     );
-    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e["occurred_at"].as_str().unwrap().parse().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] <= w[1]), "ordered by time: {times:?}");
+    let times: Vec<DateTime<Utc>> = events
+        .iter()
+        .map(|e| e["occurred_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "ordered by time: {times:?}"
+    );
     let sent = &s.sent[A];
     assert_eq!(sent.len(), 7);
     for (event, (key, correlation)) in events.iter().zip(sent) {
@@ -352,13 +503,22 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     assert_eq!(events[0]["payload"]["provider"], "openai");
     assert_eq!(events[0]["stream"], json!(format!("model:{A}")));
     assert_eq!(events[3]["stream"], json!(format!("availability:{US}:{A}")));
-    assert_eq!(events[3]["region"], US, "availability in us-east is us-east's event");
+    assert_eq!(
+        events[3]["region"], US,
+        "availability in us-east is us-east's event"
+    );
     for withdrawal in &events[7..] {
         assert_eq!(withdrawal["actor"], "system:retirement");
         assert_eq!(withdrawal["payload"]["reason"], "model_retired");
-        assert_eq!(withdrawal["idempotency_key"], json!(format!("retirement-withdrawal:{A}")));
+        assert_eq!(
+            withdrawal["idempotency_key"],
+            json!(format!("retirement-withdrawal:{A}"))
+        );
     }
-    let regions: BTreeSet<&str> = events[7..].iter().map(|e| e["region"].as_str().unwrap()).collect();
+    let regions: BTreeSet<&str> = events[7..]
+        .iter()
+        .map(|e| e["region"].as_str().unwrap())
+        .collect();
     assert_eq!(regions, BTreeSet::from([EU, US]));
 
     // Bad input: precise problem documents, 4xx.
@@ -366,27 +526,108 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     let before = instant(Utc::now() - chrono::TimeDelta::hours(1));
     let year_ago = instant(Utc::now() - chrono::TimeDelta::days(365));
     let cases: Vec<(&str, Vec<(&str, &str)>, StatusCode, &str)> = vec![
-        ("/v1/counts", vec![("at", "yesterday")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-instant"),
-        ("/v1/counts", vec![("at", "")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-instant"),
-        ("/v1/counts", vec![("at", "2026-02-30T00:00:00Z")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-instant"),
-        ("/v1/counts/series", vec![("from", &now), ("to", &before), ("step", "1m")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", &now), ("to", &now), ("step", "1m")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", &before), ("to", &now), ("step", "0")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", &before), ("to", &now), ("step", "-5m")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", &before), ("to", &now), ("step", "1w")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", &year_ago), ("to", &now), ("step", "1h")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", &before), ("step", "1h")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/counts/series", vec![("from", "soon"), ("to", &now), ("step", "1h")], StatusCode::UNPROCESSABLE_ENTITY, "invalid-series"),
-        ("/v1/models/openai/never-registered/history", vec![], StatusCode::NOT_FOUND, "unknown-model"),
-        ("/v1/models/Not A Model/history", vec![], StatusCode::NOT_FOUND, "unknown-model"),
+        (
+            "/v1/counts",
+            vec![("at", "yesterday")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-instant",
+        ),
+        (
+            "/v1/counts",
+            vec![("at", "")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-instant",
+        ),
+        (
+            "/v1/counts",
+            vec![("at", "2026-02-30T00:00:00Z")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-instant",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &now), ("to", &before), ("step", "1m")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &now), ("to", &now), ("step", "1m")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &before), ("to", &now), ("step", "0")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &before), ("to", &now), ("step", "-5m")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &before), ("to", &now), ("step", "1w")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &year_ago), ("to", &now), ("step", "1h")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", &before), ("step", "1h")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/counts/series",
+            vec![("from", "soon"), ("to", &now), ("step", "1h")],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-series",
+        ),
+        (
+            "/v1/models/openai/never-registered/history",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "unknown-model",
+        ),
+        (
+            "/v1/models/Not A Model/history",
+            vec![],
+            StatusCode::NOT_FOUND,
+            "unknown-model",
+        ),
     ];
     for (path, query, status, code) in cases {
         let (got, body) = s.get(EU, path, &query).await;
-        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{path} {query:?}: {body}");
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (status, Some(code)),
+            "{path} {query:?}: {body}"
+        );
         assert_eq!(body["status"], status.as_u16());
         assert_eq!(body["type"], json!(format!("/problems/{code}")));
         assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
     }
-    let (_, too_many) = s.get(EU, "/v1/counts/series", &[("from", &year_ago), ("to", &now), ("step", "1h")]).await;
-    assert!(too_many["detail"].as_str().unwrap().contains("at most 2000"), "{too_many}");
+    let (_, too_many) = s
+        .get(
+            EU,
+            "/v1/counts/series",
+            &[("from", &year_ago), ("to", &now), ("step", "1h")],
+        )
+        .await;
+    assert!(
+        too_many["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2000"),
+        "{too_many}"
+    );
 }

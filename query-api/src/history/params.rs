@@ -16,19 +16,15 @@ pub(crate) fn query_params(uri: &Uri) -> Option<HashMap<String, String>> {
 /// An RFC 3339 instant (`2026-11-26T14:00:00Z`, `2026-11-26T16:00:00+02:00`). A `+` sent
 /// unencoded in a query string arrives as a space; it is read back as `+`.
 pub(crate) fn parse_instant(name: &str, raw: &str) -> Result<DateTime<Utc>, String> {
-    let parsed = DateTime::parse_from_rfc3339(raw).or_else(|error| {
-        match raw.rsplit_once(' ') {
-            Some((head, offset)) if head.contains('T') => {
-                DateTime::parse_from_rfc3339(&format!("{head}+{offset}"))
-            }
-            _ => Err(error),
+    let parsed = DateTime::parse_from_rfc3339(raw).or_else(|error| match raw.rsplit_once(' ') {
+        Some((head, offset)) if head.contains('T') => {
+            DateTime::parse_from_rfc3339(&format!("{head}+{offset}"))
         }
+        _ => Err(error),
     });
-    parsed
-        .map(|at| at.with_timezone(&Utc))
-        .map_err(|error| {
-            format!("{name}={raw:?} is not an RFC 3339 instant such as 2026-11-26T14:00:00Z ({error})")
-        })
+    parsed.map(|at| at.with_timezone(&Utc)).map_err(|error| {
+        format!("{name}={raw:?} is not an RFC 3339 instant such as 2026-11-26T14:00:00Z ({error})")
+    })
 }
 
 /// How instants are written in answers: UTC, `Z`, only the fraction digits needed.
@@ -39,7 +35,9 @@ pub(crate) fn format_instant(at: DateTime<Utc>) -> String {
 /// A step: `<n>s`, `<n>m`, `<n>h`, `<n>d` or plain seconds; positive.
 pub(crate) fn parse_step(raw: &str) -> Result<TimeDelta, String> {
     let bad = || {
-        format!("step={raw:?} is not a duration: use seconds or <n>s, <n>m, <n>h, <n>d (e.g. 15m, 1h, 1d)")
+        format!(
+            "step={raw:?} is not a duration: use seconds or <n>s, <n>m, <n>h, <n>d (e.g. 15m, 1h, 1d)"
+        )
     };
     let (digits, unit) = match raw.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (raw.get(..i).unwrap_or_default(), c),
@@ -77,7 +75,17 @@ mod tests {
         assert_eq!(parse_step("2d").unwrap(), TimeDelta::days(2));
         assert_eq!(parse_step("90").unwrap(), TimeDelta::seconds(90));
         assert_eq!(parse_step("90s").unwrap(), TimeDelta::seconds(90));
-        for bad in ["", "0", "0h", "h", "-1h", "1w", "1.5h", "99999999999999999999", "9999999999999999d"] {
+        for bad in [
+            "",
+            "0",
+            "0h",
+            "h",
+            "-1h",
+            "1w",
+            "1.5h",
+            "99999999999999999999",
+            "9999999999999999d",
+        ] {
             assert!(parse_step(bad).is_err(), "{bad}");
         }
     }
@@ -86,7 +94,10 @@ mod tests {
     fn instants() {
         let at = parse_instant("at", "2026-11-26T16:00:00+02:00").unwrap();
         assert_eq!(format_instant(at), "2026-11-26T14:00:00Z");
-        assert_eq!(parse_instant("at", "2026-11-26T16:00:00 02:00").unwrap(), at);
+        assert_eq!(
+            parse_instant("at", "2026-11-26T16:00:00 02:00").unwrap(),
+            at
+        );
         let precise = parse_instant("at", "2026-11-26T14:00:00.123456789Z").unwrap();
         assert_eq!(format_instant(precise), "2026-11-26T14:00:00.123456789Z");
         for bad in ["", "yesterday", "2026-11-26", "2026-13-01T00:00:00Z"] {

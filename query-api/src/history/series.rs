@@ -35,7 +35,10 @@ pub async fn counts_series(State(state): State<QueryState>, uri: Uri) -> Respons
         Err(detail) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-series", detail),
     };
     let span = info_span!("counts_series", %from, %to, step_seconds = step.num_seconds(), points = points.len());
-    match counts_at_points(&state.pool, &points).instrument(span).await {
+    match counts_at_points(&state.pool, &points)
+        .instrument(span)
+        .await
+    {
         Ok(counted) => axum::Json(Series {
             from: format_instant(from),
             to: format_instant(to),
@@ -53,9 +56,9 @@ pub async fn counts_series(State(state): State<QueryState>, uri: Uri) -> Respons
 fn parse(uri: &Uri) -> Result<(DateTime<Utc>, DateTime<Utc>, TimeDelta), String> {
     let params = query_params(uri).ok_or("the query string is not form-encoded")?;
     let required = |name: &str| {
-        params
-            .get(name)
-            .ok_or_else(|| format!("{name} is required (from=, to= as RFC 3339 instants, step= such as 1h)"))
+        params.get(name).ok_or_else(|| {
+            format!("{name} is required (from=, to= as RFC 3339 instants, step= such as 1h)")
+        })
     };
     let from = parse_instant("from", required("from")?)?;
     let to = parse_instant("to", required("to")?)?;
@@ -71,7 +74,11 @@ fn parse(uri: &Uri) -> Result<(DateTime<Utc>, DateTime<Utc>, TimeDelta), String>
 }
 
 /// `from`, `from + step`, ... `<= to`; refused beyond [`MAX_POINTS`].
-fn points(from: DateTime<Utc>, to: DateTime<Utc>, step: TimeDelta) -> Result<Vec<DateTime<Utc>>, String> {
+fn points(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: TimeDelta,
+) -> Result<Vec<DateTime<Utc>>, String> {
     let span = (to - from).num_seconds();
     let step_seconds = step.num_seconds().max(1);
     let count = span / step_seconds + 1;
@@ -103,20 +110,35 @@ mod tests {
 
     #[test]
     fn thirty_days_hourly_is_721_points() {
-        let p = points(at("2026-10-01T00:00:00Z"), at("2026-10-31T00:00:00Z"), TimeDelta::hours(1)).unwrap();
+        let p = points(
+            at("2026-10-01T00:00:00Z"),
+            at("2026-10-31T00:00:00Z"),
+            TimeDelta::hours(1),
+        )
+        .unwrap();
         assert_eq!(p.len(), 721);
         assert_eq!(p.last().copied(), Some(at("2026-10-31T00:00:00Z")));
     }
 
     #[test]
     fn too_many_points_are_refused() {
-        let error = points(at("2026-01-01T00:00:00Z"), at("2026-12-31T00:00:00Z"), TimeDelta::hours(1)).unwrap_err();
+        let error = points(
+            at("2026-01-01T00:00:00Z"),
+            at("2026-12-31T00:00:00Z"),
+            TimeDelta::hours(1),
+        )
+        .unwrap_err();
         assert!(error.contains("at most 2000"), "{error}");
     }
 
     #[test]
     fn a_step_longer_than_the_range_gives_one_point() {
-        let p = points(at("2026-10-01T00:00:00Z"), at("2026-10-01T00:30:00Z"), TimeDelta::hours(1)).unwrap();
+        let p = points(
+            at("2026-10-01T00:00:00Z"),
+            at("2026-10-01T00:30:00Z"),
+            TimeDelta::hours(1),
+        )
+        .unwrap();
         assert_eq!(p, vec![at("2026-10-01T00:00:00Z")]);
     }
 }
