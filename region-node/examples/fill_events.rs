@@ -104,7 +104,7 @@ fn model_events(region: &RegionId, index: usize) -> anyhow::Result<Vec<(StreamId
             },
         ),
     ];
-    if index % 5 == 0 {
+    if index.is_multiple_of(5) {
         events.push((availability, withdrawn(WithdrawReason::ModelRetired)));
         events.push((model.clone(), EventPayload::ModelDeactivated));
         events.push((model, EventPayload::ModelRetired));

@@ -135,7 +135,7 @@ fn replay_topics(
         let ends = reader.partitions().map(|p| (p, None)).collect();
         reader.read(&ends, |record| {
             records += 1;
-            if records % 4096 == 0 {
+            if records.is_multiple_of(4096) {
                 bar.set_position(records);
                 if records > bar.length().unwrap_or(0) {
                     bar.set_length(records);

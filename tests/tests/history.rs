@@ -202,6 +202,9 @@ impl Script<'_> {
     }
 }
 
+/// A bad request: path, query, expected status and problem code.
+type BadCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+
 fn serve_path(region: &str, model: &str) -> String {
     format!("/v1/regions/{region}/models/{model}")
 }
@@ -525,7 +528,7 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
     let now = instant(Utc::now());
     let before = instant(Utc::now() - chrono::TimeDelta::hours(1));
     let year_ago = instant(Utc::now() - chrono::TimeDelta::days(365));
-    let cases: Vec<(&str, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "/v1/counts",
             vec![("at", "yesterday")],
