@@ -19,3 +19,8 @@ CREATE TABLE event_log (
 );
 CREATE INDEX event_log_by_time ON event_log (occurred_at);
 CREATE INDEX event_log_by_model ON event_log (model_id, occurred_at);
+
+-- Backfill: the follower re-reads every region topic from offset 0 (applying events to the
+-- catalogue is idempotent per stream sequence), which logs the events it had read before this
+-- table existed.
+DELETE FROM catalogue_offsets;
