@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 /// Longest the broker may stay silent before the read is given up.
 const STALL: Duration = Duration::from_secs(30);
@@ -19,7 +19,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A topic opened for reading: its partitions and their (approximate) sizes.
 pub struct TopicReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<EofIsNotAnError>,
     topic: String,
     /// High watermark per partition: only an estimate of the size, for progress.
     pub estimated: BTreeMap<i32, i64>,
@@ -34,6 +34,24 @@ impl std::fmt::Debug for TopicReader {
     }
 }
 
+/// Partition EOF is how a replay knows it is done: not worth librdkafka's error log line.
+#[derive(Debug)]
+pub struct EofIsNotAnError;
+
+impl ClientContext for EofIsNotAnError {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::error!(%error, reason, "librdkafka");
+        }
+    }
+}
+
+impl ConsumerContext for EofIsNotAnError {}
+
 /// One record: where it is and its payload.
 #[derive(Debug)]
 pub struct Record<'a> {
@@ -45,7 +63,7 @@ pub struct Record<'a> {
 impl TopicReader {
     /// Opens `topic` on `brokers`; a topic that does not exist has no partitions.
     pub fn open(brokers: &str, topic: &str) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: BaseConsumer<EofIsNotAnError> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             // assign() needs a group id; the group is never joined and nothing is committed.
             .set(
@@ -55,9 +73,12 @@ impl TopicReader {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("allow.auto.create.topics", "false")
-            .set("fetch.wait.max.ms", "10")
-            .set("fetch.message.max.bytes", "4194304")
-            .create()
+            // Large fetches: a replay reads everything, throughput beats latency.
+            .set("fetch.wait.max.ms", "100")
+            .set("fetch.min.bytes", "1048576")
+            .set("fetch.message.max.bytes", "8388608")
+            .set("fetch.queue.backoff.ms", "10")
+            .create_with_context(EofIsNotAnError)
             .context("creating the Kafka consumer")?;
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
