@@ -64,12 +64,16 @@ pub async fn global_counts(
 pub async fn region_counts(
     State(state): State<QueryState>,
     Path(region): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     let region = match RegionId::parse(&region) {
         Ok(region) if state.regions.contains(&region) => region,
         _ => return unknown_region(&region),
     };
+    if let Some(answer) = crate::history::region_counts_at_from_query(&state, &region, &uri).await {
+        return answer;
+    }
     let (view, version) = state.projection.read().await;
     if not_modified(&headers, version) {
         return not_modified_response(version);

@@ -37,15 +37,17 @@ struct Expected {
 #[derive(Debug, Clone)]
 struct ModelFacts {
     provider: &'static str,
+    home: &'static str,
     lifecycle: &'static str,
     status: &'static str,
     served: BTreeSet<&'static str>,
 }
 
 impl Expected {
-    fn register(&mut self, id: &'static str, provider: &'static str) {
+    fn register(&mut self, id: &'static str, provider: &'static str, home: &'static str) {
         let facts = ModelFacts {
             provider,
+            home,
             lifecycle: "inactive",
             status: "operational",
             served: BTreeSet::new(),
@@ -59,13 +61,18 @@ impl Expected {
 
     /// The counts as `?at=` reports them.
     fn counts(&self) -> Value {
-        let live = || self.models.values().filter(|m| m.lifecycle != "retired");
-        let count = |lifecycle: &str| {
+        self.counts_of(None)
+    }
+
+    /// With `only`: region `only`'s own view (the models it is home to, what it serves).
+    fn counts_of(&self, only: Option<&str>) -> Value {
+        let models = || {
             self.models
                 .values()
-                .filter(|m| m.lifecycle == lifecycle)
-                .count()
+                .filter(move |m| only.is_none_or(|r| m.home == r))
         };
+        let live = || models().filter(|m| m.lifecycle != "retired");
+        let count = |lifecycle: &str| models().filter(|m| m.lifecycle == lifecycle).count();
         let mut by_status = BTreeMap::from([("operational", 0), ("degraded", 0), ("outage", 0)]);
         let mut by_provider: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for model in live() {
@@ -76,6 +83,7 @@ impl Expected {
         }
         let regions: BTreeMap<&str, Value> = [EU, US]
             .into_iter()
+            .filter(|r| only.is_none_or(|only| only == *r))
             .map(|r| {
                 let available = self
                     .models
@@ -123,8 +131,9 @@ struct Script<'a> {
     cluster: &'a Cluster,
     client: reqwest::Client,
     expected: Expected,
-    /// Recorded instants and the counts expected at each.
+    /// Recorded instants and the counts expected at each: global, eu-west's and us-east's view.
     timeline: Vec<(DateTime<Utc>, Value)>,
+    regional: Vec<[Value; 2]>,
     /// (idempotency key, correlation id) sent for each command, by model.
     sent: BTreeMap<&'static str, Vec<(String, String)>>,
 }
@@ -176,6 +185,10 @@ impl Script<'_> {
     async fn record(&mut self) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         self.timeline.push((Utc::now(), self.expected.counts()));
+        self.regional.push([
+            self.expected.counts_of(Some(EU)),
+            self.expected.counts_of(Some(US)),
+        ]);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
@@ -221,6 +234,7 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
             .unwrap(),
         expected: Expected::default(),
         timeline: Vec::new(),
+        regional: Vec::new(),
         sent: BTreeMap::new(),
     };
     let register =
@@ -235,11 +249,11 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
         A,
     )
     .await;
-    s.expected.register(A, "openai");
+    s.expected.register(A, "openai", EU);
     s.record().await;
     s.write(US, Method::POST, "/v1/models", Some(register(B, "meta")), B)
         .await;
-    s.expected.register(B, "meta");
+    s.expected.register(B, "meta", US);
     s.record().await;
     s.write(
         EU,
@@ -265,7 +279,7 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
         C,
     )
     .await;
-    s.expected.register(C, "openai");
+    s.expected.register(C, "openai", EU);
     s.write(
         EU,
         Method::PUT,
@@ -401,6 +415,13 @@ async fn history_by_replay_matches_the_timeline_on_every_node() {
             replayed["events_replayed"], eu["events_replayed"],
             "step {i}: events folded"
         );
+        // Each region's own view as of the instant (the replay of its events only).
+        for (region, expected) in [EU, US].into_iter().zip(&s.regional[i]) {
+            let path = format!("/v1/regions/{region}/counts");
+            let (status, view) = s.get(US, &path, &[("at", &at)]).await;
+            assert_eq!(status, StatusCode::OK, "{path}?at={at}: {view}");
+            assert_eq!(counts_only(&view), *expected, "step {i}: {region}'s view");
+        }
         let n = eu["events_replayed"].as_i64().unwrap();
         assert!(
             n > previous_replayed || i == 0,

@@ -32,14 +32,23 @@ pub struct CountsAt {
 }
 
 impl CountsAt {
-    pub(crate) fn new(state: &QueryState, point: PointCounts) -> Self {
+    /// `only`: a region's own view, which lists that region alone.
+    pub(crate) fn new(state: &QueryState, point: PointCounts, only: Option<&RegionId>) -> Self {
         let counts = point.counts;
-        let mut regions: BTreeMap<RegionId, RegionCounts> = state
-            .regions
-            .iter()
-            .map(|r| (r.clone(), RegionCounts::default()))
-            .collect();
-        regions.extend(counts.regions);
+        let mut regions: BTreeMap<RegionId, RegionCounts> = match only {
+            Some(region) => BTreeMap::from([(region.clone(), RegionCounts::default())]),
+            None => state
+                .regions
+                .iter()
+                .map(|r| (r.clone(), RegionCounts::default()))
+                .collect(),
+        };
+        regions.extend(
+            counts
+                .regions
+                .into_iter()
+                .filter(|(region, _)| only.is_none_or(|only| only == region)),
+        );
         Self {
             at: format_instant(point.at),
             total: counts.total,
@@ -60,19 +69,48 @@ impl CountsAt {
 
 /// The `?at=` branch of `GET /v1/counts`: `None` when the query has no `at`.
 pub async fn counts_at_from_query(state: &QueryState, uri: &Uri) -> Option<Response> {
+    at_from_query(state, uri, None).await
+}
+
+/// The `?at=` branch of `GET /v1/regions/{region}/counts` (`region` already validated).
+pub async fn region_counts_at_from_query(
+    state: &QueryState,
+    region: &RegionId,
+    uri: &Uri,
+) -> Option<Response> {
+    at_from_query(state, uri, Some(region)).await
+}
+
+async fn at_from_query(state: &QueryState, uri: &Uri, only: Option<&RegionId>) -> Option<Response> {
     let raw = query_params(uri)?.remove("at")?;
     Some(match parse_instant("at", &raw) {
-        Ok(at) => counts_at(state, at).await,
+        Ok(at) => answer(state, at, only).await,
         Err(detail) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-instant", detail),
     })
 }
 
 /// The counts as of `at`, from a replay of every event that occurred at or before it.
 pub async fn counts_at(state: &QueryState, at: DateTime<Utc>) -> Response {
-    let span = info_span!("counts_at", %at);
-    match counts_at_points(&state.pool, &[at]).instrument(span).await {
+    answer(state, at, None).await
+}
+
+/// One region's view as of `at`: the replay of that region's events only.
+pub async fn region_counts_at(
+    state: &QueryState,
+    region: &RegionId,
+    at: DateTime<Utc>,
+) -> Response {
+    answer(state, at, Some(region)).await
+}
+
+async fn answer(state: &QueryState, at: DateTime<Utc>, only: Option<&RegionId>) -> Response {
+    let span = info_span!("counts_at", %at, region = only.map(RegionId::as_str));
+    match counts_at_points(&state.pool, &[at], only)
+        .instrument(span)
+        .await
+    {
         Ok(mut points) => match points.pop() {
-            Some(point) => axum::Json(CountsAt::new(state, point)).into_response(),
+            Some(point) => axum::Json(CountsAt::new(state, point, only)).into_response(),
             None => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no counts"),
         },
         Err(error) => unavailable(&error),

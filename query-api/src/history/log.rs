@@ -21,10 +21,12 @@ pub(crate) struct PointCounts {
 /// position)` order: within a region that is its log order (event times are taken under the
 /// append lock), so each partition is folded in offset order, and the events up to an instant
 /// are a prefix of the pass. A point's counts are those of every event with `occurred_at <=`
-/// the point, exactly what `?at=` at that instant answers.
+/// the point, exactly what `?at=` at that instant answers. With `only`, just that region's
+/// events (its actors): the region's own view, as `GET /v1/regions/{region}/counts` shows it.
 pub(crate) async fn counts_at_points(
     pool: &PgPool,
     points: &[DateTime<Utc>],
+    only: Option<&RegionId>,
 ) -> Result<Vec<PointCounts>, sqlx::Error> {
     let Some(last) = points.last().copied() else {
         return Ok(Vec::new());
@@ -36,10 +38,11 @@ pub(crate) async fn counts_at_points(
     let mut rows = sqlx::query_as::<_, Row>(
         "SELECT region, partition, kafka_offset, position, occurred_at, event_id, stream,
                 sequence, model_id, (envelope->'event')::text AS event
-           FROM event_log WHERE occurred_at <= $1
+           FROM event_log WHERE occurred_at <= $1 AND ($2::text IS NULL OR region = $2)
           ORDER BY occurred_at, region, position",
     )
     .bind(last)
+    .bind(only.map(RegionId::as_str))
     .fetch(pool);
     while let Some(row) = rows.try_next().await? {
         while let Some(point) = pending.next_if(|point| row.occurred_at > *point) {

@@ -35,7 +35,7 @@ pub async fn counts_series(State(state): State<QueryState>, uri: Uri) -> Respons
         Err(detail) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-series", detail),
     };
     let span = info_span!("counts_series", %from, %to, step_seconds = step.num_seconds(), points = points.len());
-    match counts_at_points(&state.pool, &points)
+    match counts_at_points(&state.pool, &points, None)
         .instrument(span)
         .await
     {
@@ -45,7 +45,7 @@ pub async fn counts_series(State(state): State<QueryState>, uri: Uri) -> Respons
             step_seconds: step.num_seconds(),
             points: counted
                 .into_iter()
-                .map(|point| CountsAt::new(&state, point))
+                .map(|point| CountsAt::new(&state, point, None))
                 .collect(),
         })
         .into_response(),
