@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
@@ -61,7 +62,7 @@ fn parse_instant(raw: &str) -> Result<DateTime<Utc>, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     telemetry::init_tracing();
     let settings = Settings::load(cli.config.as_deref())?;
@@ -105,11 +106,10 @@ async fn main() -> anyhow::Result<()> {
             let pool = database::connect(&settings.database).await?;
             let report = region_node::audit::run(&settings, &pool, !quiet).await?;
             println!("{report}");
-            anyhow::ensure!(
-                report.differences.is_empty(),
-                "audit failed: {} difference(s)",
-                report.differences.len()
-            );
+            if !report.differences.is_empty() {
+                // The report above says what differs; the exit status says that something does.
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Migrate => {
             database::migrate(&settings.database).await?;
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -149,7 +149,7 @@ async fn audit_passes_then_names_the_actor_and_counter_of_a_corrupted_checkpoint
         "audit passed a corrupted checkpoint:\n{}",
         ran.stdout
     );
-    assert_ne!(ran.code, Some(0));
+    assert_eq!(ran.code, Some(1), "differences exit with status 1");
     let expected = format!(
         "actor {EU}:{partition}: counter total: live {}, replay {before}",
         before + 1
