@@ -9,6 +9,16 @@ use sqlx::PgPool;
 use tracing::warn;
 use uuid::Uuid;
 
+/// Only what the fold reads: the event's JSON and the envelope's indexed columns.
+const ALL_REGIONS: &str = "SELECT region, partition, kafka_offset, position, occurred_at, event_id,
+        stream, sequence, model_id, (envelope->'event')::text AS event
+   FROM event_log WHERE occurred_at <= $1
+  ORDER BY occurred_at, region, position";
+const ONE_REGION: &str = "SELECT region, partition, kafka_offset, position, occurred_at, event_id,
+        stream, sequence, model_id, (envelope->'event')::text AS event
+   FROM event_log WHERE occurred_at <= $1 AND region = $2
+  ORDER BY occurred_at, region, position";
+
 /// Counts as of one instant and how many events led to them.
 #[derive(Debug)]
 pub(crate) struct PointCounts {
@@ -34,15 +44,14 @@ pub(crate) async fn counts_at_points(
     let mut replay = Replay::new();
     let mut out = Vec::with_capacity(points.len());
     let mut pending = points.iter().copied().peekable();
-    // Only what the fold reads: the event's JSON and the envelope's indexed columns.
-    let mut rows = sqlx::query_as::<_, Row>(
-        "SELECT region, partition, kafka_offset, position, occurred_at, event_id, stream,
-                sequence, model_id, (envelope->'event')::text AS event
-           FROM event_log WHERE occurred_at <= $1 AND ($2::text IS NULL OR region = $2)
-          ORDER BY occurred_at, region, position",
-    )
-    .bind(last)
-    .bind(only.map(RegionId::as_str))
+    // Two statements rather than `$2 IS NULL OR region = $2`, which a generic prepared plan
+    // cannot simplify: each keeps its index scan in replay order.
+    let mut rows = match only {
+        None => sqlx::query_as::<_, Row>(ALL_REGIONS).bind(last),
+        Some(region) => sqlx::query_as::<_, Row>(ONE_REGION)
+            .bind(last)
+            .bind(region.as_str()),
+    }
     .fetch(pool);
     while let Some(row) = rows.try_next().await? {
         while let Some(point) = pending.next_if(|point| row.occurred_at > *point) {
