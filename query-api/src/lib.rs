@@ -4,6 +4,7 @@
 mod consistency;
 mod counts;
 mod health;
+pub mod history;
 mod locale;
 mod models;
 mod openapi;

@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 pub mod broker;
+pub mod cli;
 pub mod cluster;
 pub mod events;
 pub mod kafka;
