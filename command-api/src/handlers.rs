@@ -1,5 +1,7 @@
-use axum::extract::State;
+use std::convert::Infallible;
+
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -23,12 +25,30 @@ use crate::problem::ApiError;
 use crate::routes::CommandState;
 use crate::service::{CommandRequest, Target};
 
-/// The parts of a request every command handler needs.
+/// The parts of a request every command handler needs; extracted last, as it takes the body.
 pub(crate) struct Incoming {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    type Rejection = Infallible;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let headers = request.headers().clone();
+        // A body over the limit is kept as its rejection and answered as a 413 problem.
+        let body = Bytes::from_request(request, state).await;
+        Ok(Self {
+            method,
+            uri,
+            headers,
+            body,
+        })
+    }
 }
 
 /// Register a model; it starts `inactive`. Only its home region's node accepts it.
@@ -59,17 +79,8 @@ pub(crate) struct Incoming {
 pub(crate) async fn register(
     State(state): State<CommandState>,
     principal: Principal,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
     let home = state.service.region().clone();
     respond(&state, principal, incoming, "register", |headers, body| {
         let body: RegisterBody = parse_json(headers, body)?;
@@ -99,24 +110,15 @@ pub(crate) async fn lifecycle(
     State(state): State<CommandState>,
     principal: Principal,
     PathParams(rest): PathParams<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    incoming: Incoming,
 ) -> Response {
     let (id, action) = match rest.rsplit_once('/') {
         Some((id, "activate")) => (id, ModelCommand::Activate),
         Some((id, "deactivate")) => (id, ModelCommand::Deactivate),
         Some((id, "retire")) => (id, ModelCommand::Retire),
-        _ => return ApiError::NoRoute(format!("POST {uri}")).into_response(),
+        _ => return ApiError::NoRoute(format!("POST {}", incoming.uri)).into_response(),
     };
     let id = id.to_owned();
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
     respond(&state, principal, incoming, action.verb(), move |_, _| {
         Ok(Target::Model {
             id: ModelId::parse(&id)?,
@@ -142,19 +144,10 @@ pub(crate) async fn set_status(
     State(state): State<CommandState>,
     principal: Principal,
     PathParams(rest): PathParams<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    incoming: Incoming,
 ) -> Response {
     let Some(id) = rest.strip_suffix("/status").map(str::to_owned) else {
-        return ApiError::NoRoute(format!("PUT {uri}")).into_response();
-    };
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
+        return ApiError::NoRoute(format!("PUT {}", incoming.uri)).into_response();
     };
     respond(
         &state,
@@ -188,17 +181,8 @@ pub(crate) async fn update_metadata(
     State(state): State<CommandState>,
     principal: Principal,
     PathParams(id): PathParams<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
-    };
     respond(
         &state,
         principal,
@@ -234,21 +218,12 @@ pub(crate) async fn availability(
     State(state): State<CommandState>,
     principal: Principal,
     PathParams((region, model)): PathParams<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    incoming: Incoming,
 ) -> Response {
-    let command = if method == Method::DELETE {
+    let command = if incoming.method == Method::DELETE {
         AvailabilityCommand::Withdraw(WithdrawReason::Manual)
     } else {
         AvailabilityCommand::Serve
-    };
-    let incoming = Incoming {
-        method,
-        uri,
-        headers,
-        body,
     };
     let name = match command {
         AvailabilityCommand::Serve => "serve",

@@ -8,7 +8,8 @@ use crate::lifecycle::OperationalStatus;
 use crate::stream::StreamId;
 use crate::text::LocalizedText;
 
-/// The schema version this build writes. Readers accept this and every older version.
+/// The schema version this build writes. Readers accept this and every older version: older
+/// shapes are upcast on decode (see `upcast.rs` for what each version looked like).
 pub const CURRENT_SCHEMA_VERSION: u16 = 1;
 
 /// What happened. Events are facts: past tense, immutable, minimal.
@@ -118,7 +119,13 @@ impl EventEnvelope {
         if schema_version > CURRENT_SCHEMA_VERSION {
             return Err(DecodeError::UnsupportedVersion(schema_version));
         }
-        Ok(serde_json::from_slice(bytes)?)
+        if schema_version == CURRENT_SCHEMA_VERSION {
+            return Ok(serde_json::from_slice(bytes)?);
+        }
+        // An older shape: rewrite it to today's before the typed decode (see `upcast`).
+        let mut json: serde_json::Value = serde_json::from_slice(bytes)?;
+        crate::upcast::to_current(schema_version, &mut json);
+        Ok(serde_json::from_value(json)?)
     }
 }
 

@@ -15,6 +15,7 @@ mod schema;
 mod stream;
 mod text;
 mod token;
+mod upcast;
 
 pub use availability::{
     AvailabilityState, CatalogueFacts, decide_availability, evolve_availability,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::{OperationalStatus, RegionId};
@@ -76,6 +76,9 @@ pub struct CountsQuery {
     /// A consistency token: answer only once the counts include that event.
     #[param(value_type = domain::ConsistencyToken, required = false)]
     pub after: Option<String>,
+    /// Answer as of this RFC 3339 instant, by replaying the event log (no ETag, never waits).
+    #[param(value_type = chrono::DateTime<chrono::Utc>, required = false)]
+    pub at: Option<String>,
 }
 
 /// Global counts: the merge of every region's counters, with each region's freshness.
@@ -94,8 +97,14 @@ pub struct CountsQuery {
 pub async fn global_counts(
     State(state): State<QueryState>,
     Params(query): Params<CountsQuery>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
+    if query.at.is_some()
+        && let Some(answer) = crate::history::counts_at_from_query(&state, &uri).await
+    {
+        return Ok(answer);
+    }
     serve(&state, &headers, query.after.as_deref(), None).await
 }
 
@@ -116,12 +125,19 @@ pub async fn region_counts(
     State(state): State<QueryState>,
     PathParams(region): PathParams<String>,
     Params(query): Params<CountsQuery>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
     let region = match RegionId::parse(&region) {
         Ok(region) if state.regions.contains(&region) => region,
         _ => return Err(QueryError::UnknownRegion(region)),
     };
+    if query.at.is_some()
+        && let Some(answer) =
+            crate::history::region_counts_at_from_query(&state, &region, &uri).await
+    {
+        return Ok(answer);
+    }
     serve(&state, &headers, query.after.as_deref(), Some(&region)).await
 }
 

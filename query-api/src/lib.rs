@@ -5,6 +5,7 @@ mod consistency;
 mod counts;
 mod dashboard;
 mod health;
+pub mod history;
 mod locale;
 mod models;
 mod openapi;

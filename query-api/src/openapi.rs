@@ -5,7 +5,7 @@ use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 use crate::counts::{CountsBody, FreshnessBody};
 use crate::models::{ModelDetail, ModelPage};
-use crate::{counts, health, models, routes, stream};
+use crate::{counts, health, history, models, routes, stream};
 
 /// An error, in the same shape as the command side's (RFC 9457,
 /// `application/problem+json`).
@@ -124,14 +124,13 @@ pub(crate) struct Unavailable(#[allow(dead_code)] Problem);
 pub(crate) struct GatewayTimeout(#[allow(dead_code)] Problem);
 
 /// Every read route.
-//
-// Issue #5 adds `GET /v1/counts?at=`, `/v1/counts/series` and `/v1/models/{id}/history`, #6
-// `GET /` and `/assets/*`: annotate their handlers and list them here.
 #[derive(OpenApi)]
 #[openapi(
     paths(
         counts::global_counts,
         counts::region_counts,
+        history::series::counts_series,
+        history::model::model_history,
         models::list,
         routes::model_route,
         stream::sse::stream,
@@ -145,6 +144,8 @@ pub(crate) struct GatewayTimeout(#[allow(dead_code)] Problem);
             view, with freshness per region."),
         (name = "models", description = "The catalogue: filters, cursor pagination, locales."),
         (name = "stream", description = "Live push over Server-Sent Events."),
+        (name = "history", description = "Counts over time and every event of a model, by \
+            replaying the event log."),
         (name = "operations", description = "Health, readiness, metrics, this document."),
     ),
 )]

@@ -1,5 +1,5 @@
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -12,7 +12,7 @@ use crate::openapi::{
 use crate::params::{Params, PathParams};
 use crate::problem::QueryError;
 use crate::state::QueryState;
-use crate::{counts, stream};
+use crate::{counts, history, stream};
 
 /// Every read route. Model ids contain `/`, so `GET /v1/models/{id}` is matched by a trailing
 /// wildcard, as the command routes are.
@@ -22,6 +22,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/counts", get(counts::global_counts))
+        .route("/v1/counts/series", get(history::counts_series))
         .route("/v1/regions/{region}/counts", get(counts::region_counts))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*rest}", get(model_route))
@@ -45,5 +46,10 @@ pub(crate) async fn model_route(
     Params(query): Params<OneQuery>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
+    // `<id>/history` is the model's audit trail; ids never end in `/history` (`history` alone
+    // is not a model id's last segment by convention: the route takes precedence).
+    if let Some(id) = rest.strip_suffix("/history") {
+        return Ok(history::model_history(State(state), Path(id.to_owned())).await);
+    }
     models::one(&state, &rest, query, &headers).await
 }

@@ -22,6 +22,8 @@ const CONTRACT: &[(&str, &[&str])] = &[
     ("/v1/regions/{region}/models/{id}", &["put", "delete"]),
     // Read side.
     ("/v1/counts", &["get"]),
+    ("/v1/counts/series", &["get"]),
+    ("/v1/models/{id}/history", &["get"]),
     ("/v1/regions/{region}/counts", &["get"]),
     ("/v1/stream", &["get"]),
     ("/openapi.json", &["get"]),

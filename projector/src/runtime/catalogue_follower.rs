@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
 use super::change_feed::{ChangeFeed, ChangeNotice};
+use super::event_log::{self, LoggedEvent};
 use super::source::{ExplicitOffsets, group_config};
 
 /// How the follower connects and whom it tells about retirements.
@@ -124,7 +125,7 @@ async fn apply_batch(
 ) -> Result<Vec<EventEnvelope>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let mut reached = Offsets::new();
-    let mut applied = Vec::new();
+    let mut logged = Vec::with_capacity(batch.len());
     for message in batch {
         let key = (message.topic().to_owned(), message.partition());
         if next_offsets
@@ -136,7 +137,11 @@ async fn apply_batch(
         match message.payload().map(EventEnvelope::decode) {
             Some(Ok(envelope)) => {
                 apply_to_catalogue(&mut tx, &envelope).await?;
-                applied.push(envelope);
+                logged.push(LoggedEvent {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    envelope,
+                });
             }
             Some(Err(error)) => {
                 warn!(topic = key.0, partition = key.1, offset = message.offset(), %error,
@@ -147,6 +152,7 @@ async fn apply_batch(
         }
         reached.insert(key, message.offset() + 1);
     }
+    event_log::insert(&mut tx, &logged).await?;
     for ((topic, partition), next) in &reached {
         sqlx::query(
             "INSERT INTO catalogue_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)
@@ -162,7 +168,7 @@ async fn apply_batch(
     tx.commit().await?;
     metrics::counter!("catalogue_events_applied_total").increment(batch.len() as u64);
     next_offsets.extend(reached);
-    Ok(applied)
+    Ok(logged.into_iter().map(|logged| logged.envelope).collect())
 }
 
 /// Tells the feed about a committed batch, with each model's provider and names as the

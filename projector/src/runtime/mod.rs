@@ -3,6 +3,7 @@
 pub mod catalogue_follower;
 pub mod change_feed;
 pub mod checkpoint;
+pub mod event_log;
 pub mod exchange;
 pub mod partition_projector;
 pub mod projection;

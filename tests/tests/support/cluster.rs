@@ -191,6 +191,11 @@ fn tail(path: &Path, bytes: u64) -> String {
 }
 
 impl Node {
+    /// The node's configuration file (for running other `region-node` subcommands on it).
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
     fn config_toml(&self, regions: &[String], prefix: &str) -> String {
         let regions = regions
             .iter()

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod browser;
+pub mod cli;
 pub mod cluster;
 pub mod events;
 pub mod kafka;
