@@ -363,6 +363,7 @@
     }
     document.body.dataset.state = 'ready';
     renderCounts();
+    if (!current || current.total !== counts.total || current.active !== counts.active) renderChart();
   }
 
   function onFreshness(update) {
@@ -619,6 +620,11 @@
     const height = width < 520 ? 200 : 260;
     const pad = { left: 44, right: 14, top: 12, bottom: 28 };
     const points = series.points.slice().sort((a, b) => a.at - b.at);
+    // The series was read up to a minute ago; the live counts are its newest point.
+    const live = state.counts && Date.parse(state.counts.generated_at);
+    if (live && live > points[points.length - 1].at) {
+      points.push({ at: live, total: state.counts.total, active: state.counts.active });
+    }
     const x0 = Math.min(series.from, points[0].at);
     const x1 = Math.max(series.to, points[points.length - 1].at);
     const yMax = niceMax(Math.max(...points.map((p) => p.total)));
