@@ -65,28 +65,41 @@ impl From<sqlx::Error> for QueryError {
 
 impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let mut body = json!({
-            "type": format!("/problems/{}", self.code()),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-            "code": self.code(),
-        });
-        if let (Self::InvalidParameter { field, .. }, Some(fields)) = (&self, body.as_object_mut())
-        {
-            fields.insert("field".into(), json!(field));
-        }
-        let mut response = (status, body.to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Both causes pass quickly: a stream slot frees up, the database comes back.
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-        }
-        response
+        let field = match &self {
+            Self::InvalidParameter { field, .. } => Some(*field),
+            _ => None,
+        };
+        document(self.status(), self.code(), &self.to_string(), field)
     }
+}
+
+/// A problem document: `type` `/problems/<code>`, `title`, `status`, `detail`, `code`, and the
+/// offending parameter as `field` when there is one.
+pub(crate) fn document(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    field: Option<&str>,
+) -> Response {
+    let mut body = json!({
+        "type": format!("/problems/{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    if let (Some(field), Some(fields)) = (field, body.as_object_mut()) {
+        fields.insert("field".into(), json!(field));
+    }
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Both causes pass quickly: a stream slot frees up, the database comes back.
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    response
 }
