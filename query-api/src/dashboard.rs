@@ -136,3 +136,51 @@ mod tests {
         }
     }
 }
+
+/// Documentation of the page's routes (served by the closures above; utoipa documents
+/// functions).
+pub(crate) mod operations {
+    /// The live dashboard page.
+    #[utoipa::path(
+        get, path = "/", tag = "dashboard", operation_id = "dashboard",
+        responses(
+            (status = 200, description = "The page", content_type = "text/html", body = String),
+            (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        ),
+    )]
+    #[expect(dead_code, reason = "documents a route, never called")]
+    pub(crate) fn dashboard() {}
+
+    /// The page's script.
+    #[utoipa::path(
+        get, path = "/assets/dashboard.js", tag = "dashboard", operation_id = "dashboard_script",
+        responses(
+            (status = 200, description = "The script", content_type = "text/javascript", body = String),
+            (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        ),
+    )]
+    #[expect(dead_code, reason = "documents a route, never called")]
+    pub(crate) fn script() {}
+
+    /// The page's style sheet.
+    #[utoipa::path(
+        get, path = "/assets/dashboard.css", tag = "dashboard", operation_id = "dashboard_style",
+        responses(
+            (status = 200, description = "The style sheet", content_type = "text/css", body = String),
+            (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        ),
+    )]
+    #[expect(dead_code, reason = "documents a route, never called")]
+    pub(crate) fn style() {}
+
+    /// The page's icon.
+    #[utoipa::path(
+        get, path = "/assets/favicon.svg", tag = "dashboard", operation_id = "dashboard_icon",
+        responses(
+            (status = 200, description = "The icon", content_type = "image/svg+xml", body = String),
+            (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+        ),
+    )]
+    #[expect(dead_code, reason = "documents a route, never called")]
+    pub(crate) fn icon() {}
+}

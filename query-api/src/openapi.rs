@@ -5,7 +5,7 @@ use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 use crate::counts::{CountsBody, FreshnessBody};
 use crate::models::{ModelDetail, ModelPage};
-use crate::{counts, health, history, models, routes, stream};
+use crate::{counts, dashboard, health, history, models, routes, stream};
 
 /// An error, in the same shape as the command side's (RFC 9457,
 /// `application/problem+json`).
@@ -134,6 +134,10 @@ pub(crate) struct GatewayTimeout(#[allow(dead_code)] Problem);
         models::list,
         routes::model_route,
         stream::sse::stream,
+        dashboard::operations::dashboard,
+        dashboard::operations::script,
+        dashboard::operations::style,
+        dashboard::operations::icon,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -146,6 +150,7 @@ pub(crate) struct GatewayTimeout(#[allow(dead_code)] Problem);
         (name = "stream", description = "Live push over Server-Sent Events."),
         (name = "history", description = "Counts over time and every event of a model, by \
             replaying the event log."),
+        (name = "dashboard", description = "The live dashboard page and its assets."),
         (name = "operations", description = "Health, readiness, metrics, this document."),
     ),
 )]

@@ -27,13 +27,26 @@ const CONTRACT: &[(&str, &[&str])] = &[
     ("/v1/regions/{region}/counts", &["get"]),
     ("/v1/stream", &["get"]),
     ("/openapi.json", &["get"]),
+    ("/", &["get"]),
+    ("/assets/dashboard.js", &["get"]),
+    ("/assets/dashboard.css", &["get"]),
+    ("/assets/favicon.svg", &["get"]),
     ("/metrics", &["get"]),
     ("/healthz", &["get"]),
     ("/readyz", &["get"]),
 ];
 
 /// Operations that cannot fail on a client's input: nothing to refuse, so no 4xx.
-const NO_CLIENT_ERRORS: &[&str] = &["/openapi.json", "/metrics", "/healthz", "/readyz"];
+const NO_CLIENT_ERRORS: &[&str] = &[
+    "/openapi.json",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/",
+    "/assets/dashboard.js",
+    "/assets/dashboard.css",
+    "/assets/favicon.svg",
+];
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
