@@ -7,7 +7,7 @@
 #
 # Starts its own node (debug build, fresh database, topics of its own on the in-memory test
 # broker 127.0.0.1:19092) and removes it afterwards. Schemathesis lives in a venv under
-# ~/.cache/aigo-tracker/venv, installed once. Overrides: SCHEMATHESIS_PORT (18181),
+# ~/.cache/aigo-tracker/venv-py<version>, installed once. Overrides: SCHEMATHESIS_PORT (18181),
 # SCHEMATHESIS_CHECKS (comma-separated, or `all`), SCHEMATHESIS_VENV, SCHEMATHESIS_PYTHON.
 set -euo pipefail
 
@@ -16,7 +16,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$AIGO_ROOT"
 
 SCHEMATHESIS_VERSION=4.32.5
-VENV="${SCHEMATHESIS_VENV:-$HOME/.cache/aigo-tracker/venv}"
 PORT=${SCHEMATHESIS_PORT:-18181}
 TOKEN=schemathesis-admin-token-0123456789
 PREFIX="st-$(date +%s)-$$"
@@ -24,9 +23,26 @@ DATABASE="${PREFIX//-/_}"
 BIN="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/debug/region-node"
 DIR=$(mktemp -d)
 
-# The distribution's interpreter where there is one: CPython 3.11.7 (pyenv's here) fails inside
-# Hypothesis with "AST constructor recursion depth mismatch", a regression fixed in 3.11.8.
-PYTHON=${SCHEMATHESIS_PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+# CPython 3.11 before 3.11.8 (Debian's 3.11.2 and pyenv's 3.11.7 alike) sometimes fails inside
+# Hypothesis with "SystemError: AST constructor recursion depth mismatch" (gh-106905), so a
+# 3.12 or newer interpreter is preferred where the machine has one; the run below also retries
+# a run that only the tool itself broke.
+pick_python() {
+    local candidate
+    # Each candidate must run: a pyenv shim exists for versions it will not run here.
+    for candidate in "${SCHEMATHESIS_PYTHON:-}" \
+        "$HOME"/.pyenv/versions/3.13*/bin/python3 "$HOME"/.pyenv/versions/3.12*/bin/python3 \
+        /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3 python3; do
+        if [[ -n "$candidate" ]] && "$candidate" -c 'import sys' >/dev/null 2>&1; then
+            command -v "$candidate"
+            return
+        fi
+    done
+    die "no python3 found"
+}
+PYTHON=$(pick_python)
+PY_VERSION=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+VENV="${SCHEMATHESIS_VENV:-$HOME/.cache/aigo-tracker/venv-py$PY_VERSION}"
 
 install_schemathesis() {
     if [[ -x "$VENV/bin/st" ]] && [[ "$("$VENV/bin/st" --version 2>/dev/null)" == *" $SCHEMATHESIS_VERSION" ]]; then
@@ -101,20 +117,33 @@ done
 # /v1/stream is left out: an event stream never ends, so every request to it would only time
 # out. The checks are those of "no 5xx and nothing outside the spec"; the ones that judge the
 # API's design (e.g. positive_data_acceptance) are not asked for.
-log "running schemathesis"
+log "running schemathesis with $PYTHON (Python $PY_VERSION)"
+run_schemathesis() {
+    # From the scratch directory: Schemathesis keeps its crash cache (.schemathesis/) where it runs.
+    (cd "$DIR" && "$VENV/bin/st" --config-file "$AIGO_ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
+        --header "Authorization: Bearer $TOKEN" \
+        --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
+        --exclude-path /v1/stream \
+        --phases examples,coverage,fuzzing,stateful \
+        --max-examples 25 \
+        --workers 2 \
+        --request-timeout 10 \
+        --generation-database none \
+        --no-color \
+        "$@")
+}
 status=0
-# From the scratch directory: Schemathesis keeps its crash cache (.schemathesis/) where it runs.
-(cd "$DIR" && "$VENV/bin/st" --config-file "$AIGO_ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
-    --header "Authorization: Bearer $TOKEN" \
-    --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
-    --exclude-path /v1/stream \
-    --phases examples,coverage,fuzzing,stateful \
-    --max-examples 25 \
-    --workers 2 \
-    --request-timeout 10 \
-    --generation-database none \
-    --no-color \
-    "$@") || status=$?
+for attempt in 1 2 3; do
+    status=0
+    run_schemathesis "$@" 2>&1 | tee "$DIR/schemathesis.out" || status=$?
+    ((status == 0)) && break
+    # A failed check is the API's fault: stop. Only a run whose sole problems are the tool's
+    # own runtime errors (the interpreter bug above) is tried again.
+    if grep -q '^Failures:' "$DIR/schemathesis.out" || ! grep -q 'Runtime Error' "$DIR/schemathesis.out"; then
+        break
+    fi
+    log "schemathesis attempt $attempt broke inside the tool, not on the API; trying again"
+done
 if ((status != 0)); then
     log "schemathesis found problems (node log: last lines below)"
     tail -n 40 "$DIR/node.log" >&2

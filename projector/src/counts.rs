@@ -17,7 +17,7 @@ pub struct ProviderCounts {
 }
 
 /// One region: the models it currently serves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RegionCounts {
     pub available: i64,
 }

@@ -69,6 +69,15 @@ pub struct CountsBody {
     pub generated_at: DateTime<Utc>,
 }
 
+/// What the count routes answer: the live counts, or with `?at=` the counts as of an instant.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(dead_code, reason = "documents the answer's two shapes; never built")]
+pub enum CountsAnswer {
+    Live(CountsBody),
+    AsOf(crate::history::at::CountsAt),
+}
+
 /// Query parameters of the count routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -86,7 +95,7 @@ pub struct CountsQuery {
     get, path = "/v1/counts", tag = "counts", operation_id = "global_counts",
     params(CountsQuery, ConsistencyHeader, CacheHeaders),
     responses(
-        (status = 200, description = "The counts", body = CountsBody, headers(
+        (status = 200, description = "The counts (as of `at`, with `?at=`)", body = CountsAnswer, headers(
             ("ETag" = String, description = "Changes with every change of the counts"),
             ("Cache-Control" = String),
         )),
@@ -113,7 +122,7 @@ pub async fn global_counts(
     get, path = "/v1/regions/{region}/counts", tag = "counts", operation_id = "region_counts",
     params(("region" = RegionId, Path), CountsQuery, ConsistencyHeader, CacheHeaders),
     responses(
-        (status = 200, description = "The counts", body = CountsBody, headers(
+        (status = 200, description = "The counts (as of `at`, with `?at=`)", body = CountsAnswer, headers(
             ("ETag" = String, description = "Changes with every change of the counts"),
             ("Cache-Control" = String),
         )),

@@ -11,12 +11,16 @@ use outbox_relay::{TopicSpec, ensure_topics};
 use projector::runtime::catalogue_follower::{FollowerConfig, follow_catalogue};
 use projector::runtime::change_feed::ChangeFeed;
 use projector::runtime::exchange::{EXCHANGE_PARTITIONS, StatePublisher, run_exchange};
+use projector::runtime::known_states;
 use projector::runtime::partition_projector::{ProjectorConfig, run_projector};
 use projector::runtime::projection::Projection;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+
+/// How often the merged actor states are saved for the next start.
+const KNOWN_STATES_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Everything the streaming tasks need, derived from the settings once.
 #[derive(Debug, Clone)]
@@ -96,8 +100,18 @@ where
             }
         }
     }
+    // Before anything is heard: a region that is down now is still counted as last seen.
+    if let Err(error) = known_states::restore(&pool, &projection).await {
+        tracing::warn!(%error, "saved actor states not restored");
+    }
     let publisher = StatePublisher::new(&plan.brokers, plan.exchange_topic.clone())
         .context("state publisher")?;
+    let remembering = known_states::keep(
+        pool.clone(),
+        projection.clone(),
+        KNOWN_STATES_SAVE_INTERVAL,
+        shutdown(),
+    );
     let projector = run_projector(
         plan.projector,
         pool.clone(),
@@ -113,7 +127,8 @@ where
         shutdown(),
     );
     let follower = follow_catalogue(plan.follower, pool, retirements, feed, shutdown());
-    let (projected, exchanged, followed) = tokio::join!(projector, exchange, follower);
+    let (projected, exchanged, followed, ()) =
+        tokio::join!(projector, exchange, follower, remembering);
     projected.context("projector")?;
     exchanged.context("state exchange")?;
     followed.context("catalogue follower")?;

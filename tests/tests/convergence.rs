@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::future::join_all;
+use projector::ActorState;
+use projector::runtime::exchange::merge_all;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::cluster::{Cluster, WITHDRAWAL_INTERVAL_MS, wait_until};
@@ -473,4 +475,56 @@ async fn partition_and_heal() {
         (recovered.total, recovered.active),
         (healed.total + 2, healed.active + 1)
     );
+}
+
+/// A node restarted while another region is down starts from the actor states it saved: the
+/// down region is still counted (and reported stale) instead of missing until it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_while_a_region_is_down_still_counts_it() {
+    let world = World::start().await;
+    let world = &world;
+    join_all(REGIONS.iter().map(|home| async move {
+        for i in 0..3 {
+            let (id, provider) = model_id(home, i);
+            world.register(home, &id, provider).await;
+            world.serve(home, &id).await;
+            if i < 2 {
+                world.lifecycle(&id, "activate").await;
+            }
+        }
+    }))
+    .await;
+    let expected = world.wait_converged("all three agree", &REGIONS, &[]).await;
+    let pool = world.cluster.pool(EU).await;
+    let pool = &pool;
+    let wanted = &expected;
+    wait_until("eu-west saved every region's latest state", || async move {
+        let saved: Vec<Vec<u8>> = sqlx::query_scalar("SELECT state FROM known_actor_states")
+            .fetch_all(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        let states = saved.iter().map(|bytes| ActorState::decode(bytes).unwrap());
+        let totals = merge_all(states).totals();
+        if (totals.total, totals.active) == (wanted.total, wanted.active) {
+            Ok(())
+        } else {
+            Err(format!(
+                "saved states count {} / {}",
+                totals.total, totals.active
+            ))
+        }
+    })
+    .await;
+    pool.close().await;
+
+    world.cluster.kill(AP);
+    world.cluster.stop(EU).await;
+    world.cluster.restart(EU).await;
+    world
+        .wait_converged(
+            "eu-west, restarted while ap-northeast is down, still counts ap-northeast",
+            &[EU, US],
+            &[AP],
+        )
+        .await;
 }

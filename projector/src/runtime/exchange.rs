@@ -94,9 +94,10 @@ pub async fn run_exchange(
     let mut assignment = TopicPartitionList::new();
     for partition in 0..EXCHANGE_PARTITIONS {
         // From the end: every live actor republishes its state each heartbeat, so a node hears
-        // every running region within one heartbeat. (On Kafka, reading the compacted topic
-        // from offset 0 would also recover states of regions that are down; Nisshi 0.7 does
-        // not serve old offsets of this topic reliably, see docs/BROKER.md.)
+        // every running region within one heartbeat; states of regions that are down come from
+        // the node's own memory (`known_states`). (On Kafka, reading the compacted topic from
+        // offset 0 would recover them too; Nisshi 0.7 does not serve old offsets of this topic
+        // reliably, see docs/BROKER.md.)
         assignment.add_partition_offset(topic, partition, Offset::End)?;
     }
     consumer.assign(&assignment)?;

@@ -5,6 +5,7 @@ pub mod change_feed;
 pub mod checkpoint;
 pub mod event_log;
 pub mod exchange;
+pub mod known_states;
 pub mod partition_projector;
 pub mod projection;
 pub mod source;

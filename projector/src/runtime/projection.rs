@@ -61,11 +61,21 @@ impl Projection {
 
     /// Merges received actor states; notifies subscribers if anything moved.
     pub async fn observe(&self, states: impl IntoIterator<Item = ActorState>) {
+        self.merge(states, true).await;
+    }
+
+    /// Merges states remembered from an earlier run: counted, but their regions are not
+    /// marked as heard from (they may be down).
+    pub async fn restore(&self, states: impl IntoIterator<Item = ActorState>) {
+        self.merge(states, false).await;
+    }
+
+    async fn merge(&self, states: impl IntoIterator<Item = ActorState>, heard: bool) {
         let now = Utc::now();
         let mut view = self.inner.view.write().await;
         let mut changed = false;
         for state in states {
-            if let Ok(mut heard) = self.inner.heard.lock() {
+            if heard && let Ok(mut heard) = self.inner.heard.lock() {
                 heard.insert(state.actor().region.clone(), now);
             }
             changed |= view.observe(state) != Observed::Unchanged;

@@ -16,16 +16,19 @@ use super::problem::{problem, unavailable};
 use crate::state::QueryState;
 
 /// Counts as of `at`: the `?at=` answer, and one point of a series.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CountsAt {
+    #[schema(value_type = DateTime<Utc>)]
     pub at: String,
     pub total: i64,
     pub active: i64,
     pub inactive: i64,
     pub retired: i64,
+    #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
     pub by_status: BTreeMap<OperationalStatus, i64>,
     pub by_provider: BTreeMap<String, ProviderCounts>,
     /// Every region of the deployment (and any other the log mentions), 0 when it serves none.
+    #[schema(value_type = BTreeMap<String, RegionCounts>)]
     pub regions: BTreeMap<RegionId, RegionCounts>,
     /// Events folded to get here (every region, whatever their outcome).
     pub events_replayed: u64,
