@@ -15,8 +15,9 @@ use futures::future::join_all;
 use projector::ActorState;
 use projector::runtime::exchange::merge_all;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::cluster::{Cluster, WITHDRAWAL_INTERVAL_MS, wait_until};
+use support::counts::Counts;
 
 const EU: &str = "eu-west";
 const US: &str = "us-east";
@@ -33,55 +34,6 @@ struct Model {
     retired: bool,
     status: &'static str,
     served: BTreeSet<String>,
-}
-
-/// The counts a node reports (the part this test checks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Counts {
-    total: i64,
-    active: i64,
-    inactive: i64,
-    retired: i64,
-    by_status: BTreeMap<String, i64>,
-    /// provider → (total, active); providers with nothing left are absent.
-    by_provider: BTreeMap<String, (i64, i64)>,
-    available: BTreeMap<String, i64>,
-}
-
-fn int(value: &Value, what: &str) -> Result<i64, String> {
-    value
-        .as_i64()
-        .ok_or_else(|| format!("{what} is not an integer: {value}"))
-}
-
-impl Counts {
-    fn from_body(body: &Value, regions: &[String]) -> Result<Self, String> {
-        let by_status = body["by_status"]
-            .as_object()
-            .ok_or("no by_status")?
-            .iter()
-            .map(|(s, n)| Ok((s.clone(), int(n, s)?)))
-            .collect::<Result<_, String>>()?;
-        let by_provider = body["by_provider"]
-            .as_object()
-            .ok_or("no by_provider")?
-            .iter()
-            .map(|(p, c)| Ok((p.clone(), (int(&c["total"], p)?, int(&c["active"], p)?))))
-            .collect::<Result<_, String>>()?;
-        let available = regions
-            .iter()
-            .map(|r| Ok((r.clone(), int(&body["regions"][r]["available"], r)?)))
-            .collect::<Result<_, String>>()?;
-        Ok(Self {
-            total: int(&body["total"], "total")?,
-            active: int(&body["active"], "active")?,
-            inactive: int(&body["inactive"], "inactive")?,
-            retired: int(&body["retired"], "retired")?,
-            by_status,
-            by_provider,
-            available,
-        })
-    }
 }
 
 /// A cluster and the ledger of what was written to it.
@@ -225,7 +177,7 @@ impl World {
         wait_until(what, || async move {
             for node in nodes {
                 let body = cluster.counts(node).await?;
-                let got = Counts::from_body(&body, &cluster.regions)?;
+                let got = Counts::from_body(&body)?;
                 if got != *wanted {
                     return Err(format!("{node} reports {got:?}\nexpected {wanted:?}"));
                 }

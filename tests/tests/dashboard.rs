@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 use support::browser::{Browser, target_dir};
 use support::cluster::{Cluster, wait_until};
+use support::counts::{Counts, with_every_status};
 
 const EU: &str = "eu-west";
 const US: &str = "us-east";
@@ -22,7 +23,6 @@ const AP: &str = "ap-northeast";
 /// A bound for a failure, not a performance assertion: the page normally follows within a
 /// second.
 const BOUND: Duration = Duration::from_secs(20);
-const STATUSES: [&str; 3] = ["operational", "degraded", "outage"];
 
 /// Gathers what the page shows, as text, in one round trip.
 const READ_PAGE: &str = r#"
@@ -58,23 +58,7 @@ return {
 "#;
 
 /// The numbers of a count response or of the page, comparable with each other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Numbers {
-    total: i64,
-    active: i64,
-    inactive: i64,
-    retired: i64,
-    by_status: BTreeMap<String, i64>,
-    /// provider → (total, active)
-    by_provider: BTreeMap<String, (i64, i64)>,
-    available: BTreeMap<String, i64>,
-}
-
-fn int(value: &Value, what: &str) -> Result<i64, String> {
-    value
-        .as_i64()
-        .ok_or_else(|| format!("{what} is not an integer: {value}"))
-}
+type Numbers = Counts;
 
 /// The number a text shows ("1,234" in either locale); an error for "…" or nothing.
 fn shown(value: &Value, what: &str) -> Result<i64, String> {
@@ -85,74 +69,35 @@ fn shown(value: &Value, what: &str) -> Result<i64, String> {
         .map_err(|_| format!("{what} shows no number: {text:?}"))
 }
 
-/// Statuses with no model may be absent from either side; they count as 0.
-fn with_every_status(mut by_status: BTreeMap<String, i64>) -> BTreeMap<String, i64> {
-    for status in STATUSES {
-        by_status.entry(status.to_owned()).or_insert(0);
-    }
-    by_status
-}
-
-impl Numbers {
-    fn from_api(body: &Value) -> Result<Self, String> {
-        let by_status = body["by_status"]
-            .as_object()
-            .ok_or("no by_status")?
-            .iter()
-            .map(|(s, n)| Ok((s.clone(), int(n, s)?)))
-            .collect::<Result<_, String>>()?;
-        let by_provider = body["by_provider"]
-            .as_object()
-            .ok_or("no by_provider")?
-            .iter()
-            .map(|(p, c)| Ok((p.clone(), (int(&c["total"], p)?, int(&c["active"], p)?))))
-            .collect::<Result<_, String>>()?;
-        let available = body["regions"]
-            .as_object()
-            .ok_or("no regions")?
-            .iter()
-            .map(|(r, f)| Ok((r.clone(), int(&f["available"], r)?)))
-            .collect::<Result<_, String>>()?;
-        Ok(Self {
-            total: int(&body["total"], "total")?,
-            active: int(&body["active"], "active")?,
-            inactive: int(&body["inactive"], "inactive")?,
-            retired: int(&body["retired"], "retired")?,
-            by_status: with_every_status(by_status),
-            by_provider,
-            available,
-        })
-    }
-
-    fn from_page(page: &Value) -> Result<Self, String> {
-        let by_status = page["status"]
-            .as_object()
-            .ok_or("no status list")?
-            .iter()
-            .map(|(s, n)| Ok((s.clone(), shown(n, s)?)))
-            .collect::<Result<_, String>>()?;
-        let by_provider = page["providers"]
-            .as_object()
-            .ok_or("no providers table")?
-            .iter()
-            .map(|(p, c)| Ok((p.clone(), (shown(&c[0], p)?, shown(&c[1], p)?))))
-            .collect::<Result<_, String>>()?;
-        let available = page["regions"]
-            .as_object()
-            .ok_or("no regions table")?
-            .iter()
-            .map(|(r, row)| Ok((r.clone(), shown(&row["available"], r)?)))
-            .collect::<Result<_, String>>()?;
-        Ok(Self {
-            total: shown(&page["total"], "total")?,
-            active: shown(&page["active"], "active")?,
-            inactive: shown(&page["inactive"], "inactive")?,
-            retired: shown(&page["retired"], "retired")?,
-            by_status: with_every_status(by_status),
-            by_provider,
-            available,
-        })
-    }
+/// The numbers the page shows.
+fn numbers_from_page(page: &Value) -> Result<Numbers, String> {
+    let by_status = page["status"]
+        .as_object()
+        .ok_or("no status list")?
+        .iter()
+        .map(|(s, n)| Ok((s.clone(), shown(n, s)?)))
+        .collect::<Result<_, String>>()?;
+    let by_provider = page["providers"]
+        .as_object()
+        .ok_or("no providers table")?
+        .iter()
+        .map(|(p, c)| Ok((p.clone(), (shown(&c[0], p)?, shown(&c[1], p)?))))
+        .collect::<Result<_, String>>()?;
+    let available = page["regions"]
+        .as_object()
+        .ok_or("no regions table")?
+        .iter()
+        .map(|(r, row)| Ok((r.clone(), shown(&row["available"], r)?)))
+        .collect::<Result<_, String>>()?;
+    Ok(Numbers {
+        total: shown(&page["total"], "total")?,
+        active: shown(&page["active"], "active")?,
+        inactive: shown(&page["inactive"], "inactive")?,
+        retired: shown(&page["retired"], "retired")?,
+        by_status: with_every_status(by_status),
+        by_provider,
+        available,
+    })
 }
 
 /// One model the test registers: where, what, and what it makes true.
@@ -285,8 +230,8 @@ async fn page_matches_api(browser: &Browser, cluster: &Cluster, what: &str) -> (
     browser
         .within(what, BOUND, || async {
             let page = read_page(browser).await?;
-            let shown = Numbers::from_page(&page)?;
-            let api = Numbers::from_api(&cluster.counts(EU).await?)?;
+            let shown = numbers_from_page(&page)?;
+            let api = Counts::from_body(&cluster.counts(EU).await?)?;
             if shown == api {
                 Ok((page, shown))
             } else {
@@ -364,7 +309,7 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
     let expected = expected_after_seeding();
     wait_until("every node agrees on the seeded counts", || async {
         for region in [EU, US, AP] {
-            let counts = Numbers::from_api(&cluster.counts(region).await?)?;
+            let counts = Counts::from_body(&cluster.counts(region).await?)?;
             if counts != expected {
                 return Err(format!("{region}: {counts:?}"));
             }
@@ -441,7 +386,7 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
     let (page, before_switch) = browser
         .within("the page shows the new, active model", BOUND, || async {
             let page = read_page(&browser).await?;
-            let shown = Numbers::from_page(&page)?;
+            let shown = numbers_from_page(&page)?;
             let done = shown.total == expected.total + 1
                 && shown.active == expected.active + 1
                 && shown.by_provider.get("acme") == Some(&(1, 1))
@@ -462,7 +407,7 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
     assert_eq!(page["marker"], "no-reload", "the page was reloaded");
     assert_eq!(
         before_switch,
-        Numbers::from_api(&cluster.counts(EU).await.expect("counts")).expect("numbers")
+        Counts::from_body(&cluster.counts(EU).await.expect("counts")).expect("numbers")
     );
     let feed_name = |page: &Value| {
         page["feed"]
@@ -487,7 +432,7 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
     assert_eq!(page["lang"], "ko");
     assert_eq!(page["title"], "AI-GO 모델 트래커");
     assert_eq!(
-        Numbers::from_page(&page).expect("numbers"),
+        numbers_from_page(&page).expect("numbers"),
         before_switch,
         "a locale changed a number"
     );
@@ -570,7 +515,7 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
             BOUND,
             || async {
                 let page = read_page(&browser).await?;
-                let shown = Numbers::from_page(&page)?;
+                let shown = numbers_from_page(&page)?;
                 if page["mode"] == "live"
                     && shown.active == before_switch.active - 1
                     && shown.by_provider.get("acme") == Some(&(1, 0))
@@ -650,7 +595,7 @@ async fn the_dashboard_follows_the_counts_live_in_a_real_browser() {
     browser
         .within("the polling page follows an activation", BOUND, || async {
             let page = read_page(&browser).await?;
-            let shown = Numbers::from_page(&page)?;
+            let shown = numbers_from_page(&page)?;
             if shown.active == before_switch.active
                 && shown.by_provider.get("acme") == Some(&(1, 1))
             {

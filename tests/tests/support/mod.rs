@@ -6,6 +6,7 @@ pub mod broker;
 pub mod browser;
 pub mod cli;
 pub mod cluster;
+pub mod counts;
 pub mod events;
 pub mod kafka;
 pub mod node;
