@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::{OperationalStatus, RegionId};
+use domain::{OperationalStatus, ProviderId, RegionId};
 use projector::{CountSnapshot, GlobalView, ProviderCounts};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -61,7 +61,8 @@ pub struct CountsBody {
     /// Non-retired models per operational status.
     #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
     pub by_status: BTreeMap<OperationalStatus, i64>,
-    pub by_provider: BTreeMap<String, ProviderCounts>,
+    #[schema(value_type = BTreeMap<String, ProviderCounts>)]
+    pub by_provider: BTreeMap<ProviderId, ProviderCounts>,
     pub regions: BTreeMap<RegionId, RegionFreshness>,
     /// Projection version at this node; also the ETag.
     pub version: u64,
@@ -106,13 +107,10 @@ pub struct CountsQuery {
 pub async fn global_counts(
     State(state): State<QueryState>,
     Params(query): Params<CountsQuery>,
-    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
-    if query.at.is_some()
-        && let Some(answer) = crate::history::counts_at_from_query(&state, &uri).await
-    {
-        return Ok(answer);
+    if let Some(at) = &query.at {
+        return Ok(crate::history::counts_at(&state, at, None).await);
     }
     serve(&state, &headers, query.after.as_deref(), None).await
 }
@@ -134,18 +132,14 @@ pub async fn region_counts(
     State(state): State<QueryState>,
     PathParams(region): PathParams<String>,
     Params(query): Params<CountsQuery>,
-    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
     let region = match RegionId::parse(&region) {
         Ok(region) if state.regions.contains(&region) => region,
         _ => return Err(QueryError::UnknownRegion(region)),
     };
-    if query.at.is_some()
-        && let Some(answer) =
-            crate::history::region_counts_at_from_query(&state, &region, &uri).await
-    {
-        return Ok(answer);
+    if let Some(at) = &query.at {
+        return Ok(crate::history::counts_at(&state, at, Some(&region)).await);
     }
     serve(&state, &headers, query.after.as_deref(), Some(&region)).await
 }
@@ -159,11 +153,17 @@ async fn serve(
     if let Some(token) = consistency::requested(headers, after)? {
         consistency::until_counted(state, &token).await?;
     }
-    let (view, version) = state.projection.read().await;
-    if not_modified(headers, version) {
-        return Ok(not_modified_response(version));
-    }
-    Ok(with_etag(render(state, &view, version, only), version))
+    let answer = state
+        .projection
+        .with_view(|view, version| {
+            if not_modified(headers, version) {
+                not_modified_response(version)
+            } else {
+                with_etag(render(state, view, version, only), version)
+            }
+        })
+        .await;
+    Ok(answer)
 }
 
 /// The counts body for the whole deployment, or for one region's view.
@@ -250,11 +250,7 @@ fn body(
         inactive: counts.inactive,
         retired: counts.retired,
         by_status: counts.by_status,
-        by_provider: counts
-            .by_provider
-            .into_iter()
-            .map(|(p, c)| (p.to_string(), c))
-            .collect(),
+        by_provider: counts.by_provider,
         regions,
         version,
         node_region: state.region.clone(),

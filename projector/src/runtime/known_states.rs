@@ -10,6 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
+use domain::RegionId;
 use sqlx::PgPool;
 use tracing::{info, warn};
 
@@ -64,10 +65,25 @@ async fn save(
     projection: &Projection,
     saved: &mut HashMap<String, Vec<u8>>,
 ) -> Result<(), sqlx::Error> {
-    let (view, _) = projection.read().await;
-    for state in view.actors() {
-        let key = state.actor().to_string();
-        let Ok(bytes) = state.encode() else { continue };
+    // Encoded under the read lock, written after it is released: the fold never waits on
+    // the database here.
+    let encoded: Vec<(String, RegionId, i32, Vec<u8>)> = projection
+        .with_view(|view, _| {
+            view.actors()
+                .filter_map(|state| {
+                    let actor = state.actor();
+                    let bytes = state.encode().ok()?;
+                    Some((
+                        actor.to_string(),
+                        actor.region.clone(),
+                        actor.partition,
+                        bytes,
+                    ))
+                })
+                .collect()
+        })
+        .await;
+    for (key, region, partition, bytes) in encoded {
         if saved.get(&key) == Some(&bytes) {
             continue;
         }
@@ -77,8 +93,8 @@ async fn save(
              ON CONFLICT (region, partition)
              DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
         )
-        .bind(state.actor().region.as_str())
-        .bind(state.actor().partition)
+        .bind(region.as_str())
+        .bind(partition)
         .bind(&bytes)
         .bind(Utc::now())
         .execute(pool)

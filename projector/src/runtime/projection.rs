@@ -88,10 +88,11 @@ impl Projection {
         }
     }
 
-    /// A consistent copy of the merged view and its version.
-    pub async fn read(&self) -> (GlobalView, u64) {
+    /// Runs `f` on the merged view and its version, under the read lock: readers render
+    /// from the view in place instead of copying it (`f` must not block).
+    pub async fn with_view<R>(&self, f: impl FnOnce(&GlobalView, u64) -> R) -> R {
         let view = self.inner.view.read().await;
-        (view.clone(), self.inner.version.load(Ordering::SeqCst))
+        f(&view, self.inner.version.load(Ordering::SeqCst))
     }
 
     /// When each region was last heard from.

@@ -2,16 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::{OperationalStatus, RegionId};
+use domain::{OperationalStatus, ProviderId, RegionId};
 use projector::{ProviderCounts, RegionCounts};
 use serde::Serialize;
 use tracing::{Instrument, info_span};
 
 use super::log::{PointCounts, counts_at_points};
-use super::params::{format_instant, parse_instant, query_params};
+use super::params::{format_instant, parse_instant};
 use super::problem::{problem, unavailable};
 use crate::state::QueryState;
 
@@ -26,7 +26,8 @@ pub struct CountsAt {
     pub retired: i64,
     #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
     pub by_status: BTreeMap<OperationalStatus, i64>,
-    pub by_provider: BTreeMap<String, ProviderCounts>,
+    #[schema(value_type = BTreeMap<String, ProviderCounts>)]
+    pub by_provider: BTreeMap<ProviderId, ProviderCounts>,
     /// Every region of the deployment (and any other the log mentions), 0 when it serves none.
     #[schema(value_type = BTreeMap<String, RegionCounts>)]
     pub regions: BTreeMap<RegionId, RegionCounts>,
@@ -59,51 +60,20 @@ impl CountsAt {
             inactive: counts.inactive,
             retired: counts.retired,
             by_status: counts.by_status,
-            by_provider: counts
-                .by_provider
-                .into_iter()
-                .map(|(p, c)| (p.to_string(), c))
-                .collect(),
+            by_provider: counts.by_provider,
             regions,
             events_replayed: point.events_replayed,
         }
     }
 }
 
-/// The `?at=` branch of `GET /v1/counts`: `None` when the query has no `at`.
-pub async fn counts_at_from_query(state: &QueryState, uri: &Uri) -> Option<Response> {
-    at_from_query(state, uri, None).await
-}
-
-/// The `?at=` branch of `GET /v1/regions/{region}/counts` (`region` already validated).
-pub async fn region_counts_at_from_query(
-    state: &QueryState,
-    region: &RegionId,
-    uri: &Uri,
-) -> Option<Response> {
-    at_from_query(state, uri, Some(region)).await
-}
-
-async fn at_from_query(state: &QueryState, uri: &Uri, only: Option<&RegionId>) -> Option<Response> {
-    let raw = query_params(uri)?.remove("at")?;
-    Some(match parse_instant("at", &raw) {
+/// The counts as of the RFC 3339 instant `raw` (the `at` parameter), from a replay of every
+/// event that occurred at or before it: the deployment's, or `only` one region's own view.
+pub async fn counts_at(state: &QueryState, raw: &str, only: Option<&RegionId>) -> Response {
+    match parse_instant("at", raw) {
         Ok(at) => answer(state, at, only).await,
         Err(detail) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-instant", detail),
-    })
-}
-
-/// The counts as of `at`, from a replay of every event that occurred at or before it.
-pub async fn counts_at(state: &QueryState, at: DateTime<Utc>) -> Response {
-    answer(state, at, None).await
-}
-
-/// One region's view as of `at`: the replay of that region's events only.
-pub async fn region_counts_at(
-    state: &QueryState,
-    region: &RegionId,
-    at: DateTime<Utc>,
-) -> Response {
-    answer(state, at, Some(region)).await
+    }
 }
 
 async fn answer(state: &QueryState, at: DateTime<Utc>, only: Option<&RegionId>) -> Response {

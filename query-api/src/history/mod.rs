@@ -12,6 +12,6 @@ mod params;
 mod problem;
 pub mod series;
 
-pub use at::{counts_at, counts_at_from_query, region_counts_at, region_counts_at_from_query};
+pub use at::counts_at;
 pub use model::model_history;
 pub use series::counts_series;

@@ -195,17 +195,22 @@ pub async fn run_hub(state: QueryState, feed: ChangeFeed, shutdown: impl Future<
 }
 
 async fn counts_event(state: &QueryState) -> HubEventKind {
-    let (view, version) = state.projection.read().await;
-    let json =
-        |only| serde_json::to_string(&render(state, &view, version, only)).unwrap_or_default();
-    HubEventKind::Counts {
-        global: json(None),
-        regions: state
-            .regions
-            .iter()
-            .map(|region| (region.clone(), json(Some(region))))
-            .collect(),
-    }
+    state
+        .projection
+        .with_view(|view, version| {
+            let json = |only| {
+                serde_json::to_string(&render(state, view, version, only)).unwrap_or_default()
+            };
+            HubEventKind::Counts {
+                global: json(None),
+                regions: state
+                    .regions
+                    .iter()
+                    .map(|region| (region.clone(), json(Some(region))))
+                    .collect(),
+            }
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -184,9 +184,13 @@ impl Client {
 
     /// The counts as they are now, standing for every event up to `latest`.
     async fn queue_snapshot(&mut self, latest: u64) {
-        let (view, version) = self.state.projection.read().await;
-        let body = render(&self.state, &view, version, self.region.as_ref());
-        let json = serde_json::to_string(&body).unwrap_or_default();
+        let (state, region) = (&self.state, self.region.as_ref());
+        let json = state
+            .projection
+            .with_view(|view, version| {
+                serde_json::to_string(&render(state, view, version, region)).unwrap_or_default()
+            })
+            .await;
         self.last_sent = self.last_sent.max(latest);
         self.pending.push_back(
             Event::default()
