@@ -261,25 +261,10 @@ impl Generator {
         let facts = model.state.record.as_ref().map(|r| CatalogueFacts {
             lifecycle: r.lifecycle,
         });
-        let mut events = decide_availability(
-            &model.served,
-            &self.region,
-            &model.id,
-            &self.region,
-            facts,
-            command,
-        )
-        .ok()?;
-        let event = events.remove(0);
-        let id = model.id.clone();
-        let sequence = model.served.version + 1;
-        let next = evolve_availability(model.served, &event);
+        let (id, served) = (model.id.clone(), model.served);
+        let (envelope, next) = self.availability(id, served, facts, command)?;
         self.models[index].served = next;
-        let stream = StreamId::Availability {
-            region: self.region.clone(),
-            model: id.clone(),
-        };
-        Some(self.envelope(stream, sequence, id, event))
+        Some(envelope)
     }
 
     fn foreign_availability(
@@ -291,25 +276,31 @@ impl Generator {
         let facts = Some(CatalogueFacts {
             lifecycle: Lifecycle::Active,
         });
-        let mut events = decide_availability(
-            &model.served,
-            &self.region,
-            &model.id,
-            &self.region,
-            facts,
-            command,
-        )
-        .ok()?;
-        let event = events.remove(0);
-        let id = model.id.clone();
-        let sequence = model.served.version + 1;
-        let next = evolve_availability(model.served, &event);
+        let (id, served) = (model.id.clone(), model.served);
+        let (envelope, next) = self.availability(id, served, facts, command)?;
         self.foreign[index].served = next;
+        Some(envelope)
+    }
+
+    /// Decides `command` on this region's availability stream of `id`; the event and the
+    /// stream's next state, or `None` if the domain refuses it.
+    fn availability(
+        &mut self,
+        id: ModelId,
+        served: AvailabilityState,
+        facts: Option<CatalogueFacts>,
+        command: AvailabilityCommand,
+    ) -> Option<(EventEnvelope, AvailabilityState)> {
+        let mut events =
+            decide_availability(&served, &self.region, &id, &self.region, facts, command).ok()?;
+        let event = events.remove(0);
+        let sequence = served.version + 1;
+        let next = evolve_availability(served, &event);
         let stream = StreamId::Availability {
             region: self.region.clone(),
             model: id.clone(),
         };
-        Some(self.envelope(stream, sequence, id, event))
+        Some((self.envelope(stream, sequence, id, event), next))
     }
 
     fn envelope(
