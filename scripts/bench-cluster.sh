@@ -28,6 +28,7 @@ bench_cluster_up() {
     trap bench_cluster_down EXIT
     for entry in "${REGIONS[@]}"; do
         region=${entry%%:*} port=${entry##*:}
+        # Only what differs from the node's built-in defaults (region-node/src/config.rs).
         cat >"$BENCH_DIR/$region.toml" <<TOML
 region = "$region"
 regions = ["eu-west", "us-east", "ap-northeast"]
@@ -35,19 +36,9 @@ regions = ["eu-west", "us-east", "ap-northeast"]
 listen = "127.0.0.1:$port"
 [database]
 url = "postgres://postgres@127.0.0.1:5432/${PREFIX//-/_}_${region//-/_}"
-max_connections = 10
-acquire_timeout_ms = 3000
 [kafka]
 brokers = "127.0.0.1:19092"
 topic_prefix = "$PREFIX"
-partitions = 3
-message_timeout_ms = 10000
-[projector]
-commit_every = 1000
-commit_interval_ms = 50
-heartbeat_ms = 1000
-stale_after_ms = 5000
-withdrawal_interval_ms = 5000
 [[tokens]]
 name = "bench"
 secret = "$TOKEN"

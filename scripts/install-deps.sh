@@ -18,6 +18,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The same set also builds Nisshi (libsql and aws-lc-sys use the cc crate).
 BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
 
+# What the test command runs besides cargo (both are on this machine image already; named so
+# a machine without them gets them):
+#   python3-venv       scripts/schemathesis.sh's venv when no newer Python is at hand
+#   postgresql-client  psql, with which scripts create and drop their databases
+TEST_PACKAGES=(python3-venv postgresql-client)
+
 # Browser tests: the dashboard's end-to-end test drives Debian's headless
 # Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
 # fonts-nanum: a Korean font, so the page's Korean locale renders in screenshots.
@@ -61,6 +67,6 @@ ensure_nisshi() {
     exec 9>&-
 }
 
-ensure_debian_packages "${BUILD_PACKAGES[@]}"
+ensure_debian_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_browser_deps
 ensure_nisshi

@@ -68,8 +68,9 @@ install_schemathesis
 scripts/services.sh up >/dev/null
 cargo build --quiet -p region-node
 
-# Short waits keep the run quick: a generated consistency token that names an event that never
-# comes answers 504 after read_wait_ms.
+# Only what differs from the node's built-in defaults (region-node/src/config.rs). Short waits
+# keep the run quick: a generated consistency token that names an event that never comes
+# answers 504 after read_wait_ms.
 cat >"$DIR/node.toml" <<TOML
 region = "eu-west"
 regions = ["eu-west", "us-east"]
@@ -81,17 +82,11 @@ stream_tick_ms = 500
 [database]
 url = "postgres://postgres@127.0.0.1:5432/$DATABASE"
 max_connections = 5
-acquire_timeout_ms = 3000
 [kafka]
 brokers = "127.0.0.1:19092"
 topic_prefix = "$PREFIX"
-partitions = 3
-message_timeout_ms = 10000
 [projector]
-commit_every = 1000
-commit_interval_ms = 50
 heartbeat_ms = 500
-stale_after_ms = 5000
 withdrawal_interval_ms = 1000
 [[tokens]]
 name = "schemathesis"
