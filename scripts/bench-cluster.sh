@@ -10,6 +10,7 @@ PREFIX="bench-$(date +%s)"
 BENCH_DIR=$(mktemp -d)
 REGIONS=(eu-west:8091 us-east:8092 ap-northeast:8093)
 BIN="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/release/region-node"
+BENCH_BIN="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/release/aigo-bench"
 PIDS=()
 
 bench_cluster_down() {
@@ -24,7 +25,7 @@ bench_cluster_down() {
 bench_cluster_up() {
     local entry region port
     scripts/services.sh up >/dev/null
-    cargo build --release -p region-node
+    cargo build --release -p region-node -p bench
     trap bench_cluster_down EXIT
     for entry in "${REGIONS[@]}"; do
         region=${entry%%:*} port=${entry##*:}
@@ -39,6 +40,9 @@ url = "postgres://postgres@127.0.0.1:5432/${PREFIX//-/_}_${region//-/_}"
 [kafka]
 brokers = "127.0.0.1:19092"
 topic_prefix = "$PREFIX"
+# The load and latency tools register on eu-west (8091): it owns their providers' ids.
+[ownership]
+providers = { load = "eu-west", latency = "eu-west" }
 [[tokens]]
 name = "bench"
 secret = "$TOKEN"

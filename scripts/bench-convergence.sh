@@ -20,7 +20,7 @@ bench_cluster_up
 
 expected=$MODELS
 start=$(date +%s.%N)
-"$BIN" load --target http://127.0.0.1:8091 --token "$TOKEN" --models "$MODELS" --concurrency "$CONCURRENCY"
+"$BENCH_BIN" load --target http://127.0.0.1:8091 --token "$TOKEN" --models "$MODELS" --concurrency "$CONCURRENCY"
 sent=$(date +%s.%N)
 all_agree() {
     local entry counts

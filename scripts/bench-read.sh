@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Read-side figures on three release-build nodes (see bench-cluster.sh):
 #  1. command-to-stream latency across regions: RATE registrations/s sent to eu-west, watched
-#     on us-east's /v1/stream (`region-node latency`): p50/p99 of the change event and of the
+#     on us-east's /v1/stream (`aigo-bench latency`): p50/p99 of the change event and of the
 #     first counts event that includes the command;
 #  2. GET /v1/counts under load with wrk (CONNECTIONS connections, DURATION), first on a node
 #     at rest, then while commands arrive at RATE/s.
@@ -24,14 +24,14 @@ ensure_debian_packages wrk
 bench_cluster_up
 
 log "latency: $COUNT registrations at $RATE/s to eu-west, watched on us-east"
-"$BIN" latency --write http://127.0.0.1:8091 --watch http://127.0.0.1:8092 \
+"$BENCH_BIN" latency --write http://127.0.0.1:8091 --watch http://127.0.0.1:8092 \
     --token "$TOKEN" --rate "$RATE" --count "$COUNT"
 
 log "GET /v1/counts at rest: wrk -t2 -c$CONNECTIONS -d$DURATION"
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency http://127.0.0.1:8092/v1/counts
 
 log "GET /v1/counts while $RATE commands/s arrive"
-"$BIN" latency --write http://127.0.0.1:8091 --watch http://127.0.0.1:8092 \
+"$BENCH_BIN" latency --write http://127.0.0.1:8091 --watch http://127.0.0.1:8092 \
     --token "$TOKEN" --rate "$RATE" --count "$COUNT" >"$BENCH_DIR/latency-under-load.txt" &
 writer=$!
 wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency http://127.0.0.1:8092/v1/counts

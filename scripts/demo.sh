@@ -20,6 +20,31 @@ DEV_TOKEN="${AIGO_DEV_TOKEN:-dev-admin-token-change-me}"
 NODES_DIR="$AIGO_STATE_DIR/nodes"
 BIN="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/debug/region-node"
 
+# Which region registers each provider's models: every node's [ownership] table (a model id
+# has exactly one registering region; ids of other providers go by a hash of the id).
+PROVIDER_OWNERS=(
+    mistral:eu-west google:eu-west acme:eu-west
+    openai:us-east anthropic:us-east meta:us-east
+    qwen:ap-northeast deepseek:ap-northeast
+)
+
+# providers_of REGION: the seeded providers that REGION registers (acme is left for the user).
+providers_of() {
+    local entry
+    for entry in "${PROVIDER_OWNERS[@]}"; do
+        [[ "${entry##*:}" == "$1" && "${entry%%:*}" != acme ]] && printf '%s\n' "${entry%%:*}"
+    done
+}
+
+ownership_table() {
+    local entry table=()
+    for entry in "${PROVIDER_OWNERS[@]}"; do
+        table+=("${entry%%:*} = \"${entry##*:}\"")
+    done
+    local IFS=,
+    printf 'providers = { %s }\n' "${table[*]}"
+}
+
 node_config() {
     local region=$1 port=$2
     cat <<TOML
@@ -39,6 +64,9 @@ brokers = "127.0.0.1:9092"
 topic_prefix = "aigo"
 partitions = 3
 message_timeout_ms = 10000
+
+[ownership]
+$(ownership_table)
 
 [[tokens]]
 name = "dev-admin"
@@ -85,14 +113,14 @@ command() {
     [[ "$code" == 2* ]] || die "$method $path answered $code"
 }
 
-PROVIDERS=(openai anthropic google meta mistral deepseek qwen)
-
 seed() {
-    local r i=0
+    local r
     for entry in "${REGIONS[@]}"; do
         local region=${entry%%:*} port=${entry##*:}
+        local providers
+        mapfile -t providers < <(providers_of "$region")
         for n in $(seq 1 21); do
-            local provider=${PROVIDERS[$(((i + n) % ${#PROVIDERS[@]}))]}
+            local provider=${providers[$((n % ${#providers[@]}))]}
             local id="$provider/${region}-model-$n"
             command "$port" POST /v1/models \
                 "{\"id\":\"$id\",\"provider\":\"$provider\",\"name\":{\"en\":\"Model $n ($region)\",\"ko\":\"모델 $n ($region)\"}}"
@@ -100,7 +128,6 @@ seed() {
             ((n <= 17)) && command "$port" POST "/v1/models/$id/activate"
             command "$port" PUT "/v1/regions/$region/models/$id"
         done
-        i=$((i + 1))
     done
     r=$(curl -fsS "http://127.0.0.1:8081/readyz")
     log "seeded 63 models (51 active); eu-west readiness: $r"

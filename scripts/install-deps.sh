@@ -18,11 +18,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # The same set also builds Nisshi (libsql and aws-lc-sys use the cc crate).
 BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
 
-# What the test command runs besides cargo (both are on this machine image already; named so
-# a machine without them gets them):
+# What the test command runs besides cargo (named so a machine without them gets them):
 #   python3-venv       scripts/schemathesis.sh's venv when no newer Python is at hand
 #   postgresql-client  psql, with which scripts create and drop their databases
-TEST_PACKAGES=(python3-venv postgresql-client)
+#   postgresql         the server: services.sh starts it; pg_restart.rs runs a private one
+#                      from /usr/lib/postgresql/15/bin (initdb, pg_ctl)
+#   faketime           libfaketime, which steps a test node's clock back (tests/tests/e2e/clock.rs)
+TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime)
 
 # Browser tests: the dashboard's end-to-end test drives Debian's headless
 # Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).

@@ -1,3 +1,5 @@
+//! Bearer-token authentication of writers: which principal a token is and which regions it may write as.
+
 use std::fmt;
 
 use axum::extract::FromRequestParts;

@@ -1,3 +1,5 @@
+//! Reading a command's JSON body: size limit, content type and malformed-JSON problems.
+
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;

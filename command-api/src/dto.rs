@@ -1,3 +1,5 @@
+//! The write side's wire types: request bodies and the accepted-command answer.
+
 use std::collections::BTreeMap;
 
 use domain::{
@@ -5,11 +7,6 @@ use domain::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-/// The `type` URI of a problem document: relative, resolved against the API's own origin.
-pub fn problem_type(code: &str) -> String {
-    format!("/problems/{code}")
-}
 
 /// `POST /v1/models`. Fields are plain text here and validated by the handler, so that each
 /// failure names its field; the schema shows the rules they are validated against.

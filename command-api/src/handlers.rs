@@ -1,3 +1,5 @@
+//! The write routes' handlers: HTTP request in, `CommandService` call, HTTP answer out.
+
 use std::convert::Infallible;
 
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +11,7 @@ use domain::{
     AvailabilityCommand, LocalizedText, ModelCommand, ModelId, OperationalStatus, ProviderId,
     RegionId, RegisterModel, TextLimit, UpdateMetadata, WithdrawReason,
 };
-use event_store::{IdempotencyClaim, StoredResponse};
+use event_store::IdempotencyClaim;
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -20,10 +22,10 @@ use crate::openapi::{
     BadRequest, CommandHeaders, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
     TooManyRequests, Unauthorized, Unavailable, Unprocessable, UnsupportedMediaType,
 };
-use crate::path::PathParams;
 use crate::problem::ApiError;
 use crate::routes::CommandState;
-use crate::service::{CommandRequest, Target};
+use crate::service::{Accepted, CommandRequest, Target};
+use http_problem::PathParams;
 
 /// The parts of a request every command handler needs; extracted last, as it takes the body.
 pub(crate) struct Incoming {
@@ -109,7 +111,7 @@ pub(crate) async fn register(
 pub(crate) async fn lifecycle(
     State(state): State<CommandState>,
     principal: Principal,
-    PathParams(rest): PathParams<String>,
+    PathParams(rest, _): PathParams<String, ApiError>,
     incoming: Incoming,
 ) -> Response {
     let (id, action) = match rest.rsplit_once('/') {
@@ -143,7 +145,7 @@ pub(crate) async fn lifecycle(
 pub(crate) async fn set_status(
     State(state): State<CommandState>,
     principal: Principal,
-    PathParams(rest): PathParams<String>,
+    PathParams(rest, _): PathParams<String, ApiError>,
     incoming: Incoming,
 ) -> Response {
     let Some(id) = rest.strip_suffix("/status").map(str::to_owned) else {
@@ -180,7 +182,7 @@ pub(crate) async fn set_status(
 pub(crate) async fn update_metadata(
     State(state): State<CommandState>,
     principal: Principal,
-    PathParams(id): PathParams<String>,
+    PathParams(id, _): PathParams<String, ApiError>,
     incoming: Incoming,
 ) -> Response {
     respond(
@@ -217,7 +219,7 @@ pub(crate) async fn update_metadata(
 pub(crate) async fn availability(
     State(state): State<CommandState>,
     principal: Principal,
-    PathParams((region, model)): PathParams<(String, String)>,
+    PathParams((region, model), _): PathParams<(String, String), ApiError>,
     incoming: Incoming,
 ) -> Response {
     let command = if incoming.method == Method::DELETE {
@@ -264,7 +266,7 @@ async fn run(
     principal: Principal,
     incoming: Incoming,
     build: impl FnOnce(&HeaderMap, &[u8]) -> Result<Target, ApiError>,
-) -> Result<StoredResponse, ApiError> {
+) -> Result<Accepted, ApiError> {
     let region = state.service.region();
     if !principal.may_write_as(region) {
         return Err(ApiError::Forbidden(region.to_string()));
@@ -285,7 +287,7 @@ async fn run(
         actor: principal.name,
         correlation_id: correlation_id(&incoming.headers),
     };
-    state.service.execute(request).await
+    Ok(state.service.execute(request).await?)
 }
 
 /// The caller's `Correlation-Id` if it is a UUID, else a fresh one.
@@ -297,22 +299,21 @@ fn correlation_id(headers: &HeaderMap) -> Uuid {
         .unwrap_or_else(Uuid::now_v7)
 }
 
-fn render(answer: StoredResponse) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-    let version = answer.body.get("version").and_then(|v| v.as_u64());
-    let location = answer
-        .body
-        .get("model_id")
-        .and_then(|v| v.as_str())
-        .map(|id| format!("/v1/models/{id}"));
-    let mut response = (status, axum::Json(answer.body)).into_response();
+fn render(accepted: Accepted) -> Response {
+    let Accepted { created, answer } = accepted;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let etag = HeaderValue::from_str(&format!("\"{}\"", answer.version)).ok();
+    let location = HeaderValue::from_str(&format!("/v1/models/{}", answer.model_id)).ok();
+    let mut response = (status, axum::Json(answer)).into_response();
     let headers = response.headers_mut();
-    if let Some(etag) = version.and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+    if let Some(etag) = etag {
         headers.insert(header::ETAG, etag);
     }
-    if status == StatusCode::CREATED
-        && let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok())
-    {
+    if created && let Some(location) = location {
         headers.insert(header::LOCATION, location);
     }
     response

@@ -1,3 +1,5 @@
+//! The command headers: `If-Match`, `Idempotency-Key` and the request fingerprint that guards key reuse.
+
 use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 

@@ -6,21 +6,22 @@
 
 mod auth;
 mod body;
+mod command_error;
 mod dto;
 mod handlers;
 mod headers;
 mod openapi;
 mod operations;
-mod path;
 mod problem;
 mod rate_limit;
 mod routes;
 mod service;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
-pub use dto::{CommandAccepted, problem_type};
+pub use command_error::CommandError;
+pub use dto::CommandAccepted;
 pub use openapi::ApiDoc;
 pub use problem::ApiError;
 pub use rate_limit::CommandRateLimit;
 pub use routes::{CommandState, router};
-pub use service::{CommandRequest, CommandService, Target};
+pub use service::{Accepted, CommandRequest, CommandService, Target};

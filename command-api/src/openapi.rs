@@ -1,37 +1,13 @@
 //! The write side's OpenAPI document: schemas, the bearer scheme, the headers every command
 //! takes and the problem responses, shared by the `#[utoipa::path]` annotations.
 
+use http_problem::ProblemDocument as Problem;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 
 use crate::dto::{CommandAccepted, MetadataBody, RegisterBody, StatusBody};
 use crate::handlers;
 use crate::operations;
-
-/// An error, as every route answers it (RFC 9457, `application/problem+json`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // rendered by `ApiError`; here for the schema only
-pub(crate) struct Problem {
-    /// `/problems/<code>`, relative to the API's origin.
-    #[schema(example = "/problems/unknown-model")]
-    r#type: String,
-    /// The HTTP status's reason phrase.
-    #[schema(example = "Not Found")]
-    title: String,
-    #[schema(example = 404, minimum = 400, maximum = 599)]
-    status: u16,
-    /// What went wrong, for a human.
-    detail: String,
-    /// Stable machine-readable name of the failure.
-    #[schema(example = "unknown-model")]
-    code: String,
-    /// The request field or parameter at fault (`invalid-field`, `invalid-parameter`).
-    field: Option<String>,
-    /// The region that owns this write (`wrong-owner`).
-    owner_region: Option<String>,
-    /// The stream's version now (`version-mismatch`).
-    current_version: Option<u64>,
-}
 
 /// Headers every command takes.
 #[derive(Debug, IntoParams)]

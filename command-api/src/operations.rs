@@ -58,9 +58,7 @@ pub(crate) fn retire() {}
     security(("bearer" = [])),
     params(("region" = RegionId, Path), ("id" = ModelId, Path), CommandHeaders),
     responses(
-        (status = 200, description = "The recorded event", body = CommandAccepted),
-        (status = 201, description = "The recorded event, the first of this region's \
-            availability stream for the model", body = CommandAccepted,
+        (status = 200, description = "The recorded event", body = CommandAccepted,
             links(("withdraw" = (operation_id = "withdraw", parameters(
                 ("id" = "$response.body#/model_id"),
                 ("region" = "$response.body#/events/0/origin_region"),

@@ -1,10 +1,11 @@
-use axum::http::{HeaderValue, StatusCode, header};
+//! Problem documents (RFC 9457) for every way a write request can fail, and their HTTP statuses.
+
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::{DomainError, ValidationError};
-use event_store::StoreError;
-use serde_json::{Map, Value, json};
+use http_problem::{PathRejected, Problem};
 
-use crate::dto::problem_type;
+use crate::command_error::CommandError;
 
 /// Every way a command can fail, each with its status and problem document (RFC 9457).
 #[derive(Debug, thiserror::Error)]
@@ -102,69 +103,44 @@ impl ApiError {
         }
     }
 
-    fn extensions(&self) -> Map<String, Value> {
-        let mut ext = Map::new();
-        ext.insert("code".into(), json!(self.code()));
+    /// The problem document, with this failure's extension members.
+    pub fn problem(&self) -> Problem {
+        let problem = Problem::new(self.status(), self.code(), self.to_string());
         match self {
             ApiError::Domain(DomainError::NotOwner { owner, .. }) => {
-                ext.insert("owner_region".into(), json!(owner));
+                problem.with("owner_region", owner.as_str())
             }
-            ApiError::Invalid(error) => {
-                ext.insert("field".into(), json!(error.field));
-            }
-            ApiError::PreconditionFailed { actual, .. } => {
-                ext.insert("current_version".into(), json!(actual));
-            }
-            _ => {}
+            ApiError::Invalid(error) => problem.with("field", error.field),
+            ApiError::PreconditionFailed { actual, .. } => problem.with("current_version", *actual),
+            ApiError::TooManyRequests { retry_after } => problem.retry_after(*retry_after),
+            _ => problem,
         }
-        ext
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
+impl From<PathRejected> for ApiError {
+    fn from(rejected: PathRejected) -> Self {
+        ApiError::Invalid(ValidationError::new("path", rejected.0))
+    }
+}
+
+/// The one place the service's answers become HTTP.
+impl From<CommandError> for ApiError {
+    fn from(error: CommandError) -> Self {
         match error {
-            StoreError::Database(cause) => {
-                tracing::warn!(error = %cause, "event store unavailable");
-                ApiError::Unavailable
+            CommandError::Refused(refusal) => ApiError::Domain(refusal),
+            CommandError::VersionMismatch { expected, actual } => {
+                ApiError::PreconditionFailed { expected, actual }
             }
-            other => {
-                tracing::error!(error = %other, "event store returned unreadable data");
-                ApiError::Internal
-            }
+            CommandError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            CommandError::Unavailable => ApiError::Unavailable,
+            CommandError::Corrupt => ApiError::Internal,
         }
     }
-}
-
-/// Builds the `application/problem+json` body shared by every error.
-pub(crate) fn problem_body(status: StatusCode, code: &str, detail: &str) -> Value {
-    json!({
-        "type": problem_type(code),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    })
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let mut body = problem_body(status, self.code(), &self.to_string());
-        if let Value::Object(fields) = &mut body {
-            fields.extend(self.extensions());
-        }
-        let mut response = (status, body.to_string()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        if let ApiError::TooManyRequests { retry_after } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-        }
-        response
+        self.problem().into_response()
     }
 }

@@ -1,3 +1,5 @@
+//! The write side's router and the state its handlers share.
+
 use std::sync::Arc;
 
 use axum::Router;

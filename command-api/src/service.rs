@@ -1,14 +1,16 @@
+//! Running a command: idempotent replay, registry ownership, decide on the current state, append with optimistic concurrency.
+
 use domain::{
     AvailabilityCommand, ConsistencyToken, DomainError, EventEnvelope, ModelCommand, ModelId,
-    RegionId, StreamId, decide_availability, decide_model,
+    Ownership, RegionId, StreamId, decide_availability, decide_model,
 };
 use event_store::{
     AppendError, CommandMeta, EventStore, IdempotencyClaim, NewEvents, StoredResponse,
 };
 use uuid::Uuid;
 
+use crate::command_error::CommandError;
 use crate::dto::CommandAccepted;
-use crate::problem::ApiError;
 
 /// What a command is about.
 #[derive(Debug, Clone)]
@@ -34,6 +36,28 @@ pub struct CommandRequest {
     pub correlation_id: Uuid,
 }
 
+/// A command carried out (or the recorded answer to its earlier identical request).
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The command created the model (a registration): the edge answers 201 with `Location`.
+    pub created: bool,
+    pub answer: CommandAccepted,
+}
+
+impl Accepted {
+    /// The answer as recorded for idempotent retries.
+    fn from_recorded(recorded: StoredResponse) -> Result<Self, CommandError> {
+        let answer = serde_json::from_value(recorded.body).map_err(|error| {
+            tracing::error!(%error, "a recorded idempotent answer does not decode");
+            CommandError::Corrupt
+        })?;
+        Ok(Self {
+            created: recorded.status == 201,
+            answer,
+        })
+    }
+}
+
 /// A conflicting concurrent writer makes us re-read and re-decide, a bounded number of times.
 const MAX_ATTEMPTS: usize = 5;
 
@@ -41,11 +65,13 @@ const MAX_ATTEMPTS: usize = 5;
 #[derive(Debug, Clone)]
 pub struct CommandService {
     store: EventStore,
+    ownership: Ownership,
 }
 
 impl CommandService {
-    pub fn new(store: EventStore) -> Self {
-        Self { store }
+    /// `ownership` decides which region may register each id (the same on every node).
+    pub fn new(store: EventStore, ownership: Ownership) -> Self {
+        Self { store, ownership }
     }
 
     pub fn region(&self) -> &RegionId {
@@ -56,7 +82,7 @@ impl CommandService {
         &self.store
     }
 
-    pub async fn execute(&self, request: CommandRequest) -> Result<StoredResponse, ApiError> {
+    pub async fn execute(&self, request: CommandRequest) -> Result<Accepted, CommandError> {
         if let Some(claim) = &request.idempotency
             && let Some(answer) = self.replay(claim).await?
         {
@@ -85,24 +111,30 @@ impl CommandService {
             let appended = self
                 .store
                 .append(new, &meta, request.idempotency.clone(), |recorded| {
-                    answer(created, &stream, expected, recorded)
+                    stored(created, &accepted(&stream, expected, recorded))
                 })
                 .await;
             match appended {
-                Ok((_, response)) => return Ok(response),
+                Ok(recorded) => {
+                    return Ok(Accepted {
+                        created,
+                        answer: accepted(&stream, expected, &recorded),
+                    });
+                }
                 Err(AppendError::Conflict { .. }) if request.if_match.is_some() => {
                     let actual = self.current_version(&request.target).await?;
-                    return Err(ApiError::PreconditionFailed { expected, actual });
+                    return Err(CommandError::VersionMismatch { expected, actual });
                 }
                 Err(AppendError::Conflict { .. }) => continue,
                 Err(AppendError::IdempotencyKeyTaken) => {
-                    let claim = request.idempotency.as_ref().ok_or(ApiError::Internal)?;
-                    return self.replay(claim).await?.ok_or(ApiError::Internal);
+                    // The key's row exists, so its answer does: gone only if the store lost it.
+                    let claim = request.idempotency.as_ref().ok_or(CommandError::Corrupt)?;
+                    return self.replay(claim).await?.ok_or(CommandError::Corrupt);
                 }
                 Err(AppendError::Store(error)) => return Err(error.into()),
             }
         }
-        Err(ApiError::Unavailable)
+        Err(CommandError::Unavailable)
     }
 
     /// A concurrent twin of this request (same idempotency key) may have committed while we
@@ -110,9 +142,9 @@ impl CommandService {
     async fn unless_already_answered(
         &self,
         request: &CommandRequest,
-        refusal: ApiError,
-    ) -> Result<StoredResponse, ApiError> {
-        if let (ApiError::Domain(_), Some(claim)) = (&refusal, &request.idempotency)
+        refusal: CommandError,
+    ) -> Result<Accepted, CommandError> {
+        if let (CommandError::Refused(_), Some(claim)) = (&refusal, &request.idempotency)
             && let Some(answer) = self.replay(claim).await?
         {
             return Ok(answer);
@@ -121,24 +153,27 @@ impl CommandService {
     }
 
     /// The recorded answer for a retried key, or 422 if the key came with another request.
-    async fn replay(&self, claim: &IdempotencyClaim) -> Result<Option<StoredResponse>, ApiError> {
+    async fn replay(&self, claim: &IdempotencyClaim) -> Result<Option<Accepted>, CommandError> {
         match self
             .store
             .recorded_answer(&claim.principal, &claim.key)
             .await?
         {
             Some(recorded) if recorded.fingerprint == claim.fingerprint => {
-                Ok(Some(recorded.response))
+                Accepted::from_recorded(recorded.response).map(Some)
             }
-            Some(_) => Err(ApiError::IdempotencyKeyReused),
+            Some(_) => Err(CommandError::IdempotencyKeyReused),
             None => Ok(None),
         }
     }
 
-    async fn decide(&self, request: &CommandRequest) -> Result<NewEvents, ApiError> {
+    async fn decide(&self, request: &CommandRequest) -> Result<NewEvents, CommandError> {
         let acting = self.store.region();
         match &request.target {
             Target::Model { id, command } => {
+                if let ModelCommand::Register(register) = command {
+                    self.check_registry_owner(register)?;
+                }
                 let state = self.store.load_model(id).await?;
                 check_if_match(request.if_match, state.version)?;
                 if state.record.is_none() {
@@ -172,12 +207,27 @@ impl CommandService {
         }
     }
 
+    /// Only the id's registry owner registers it, as its home region: two regions can never
+    /// both accept one id, not even at the same instant or while they cannot see each other.
+    fn check_registry_owner(&self, register: &domain::RegisterModel) -> Result<(), CommandError> {
+        let owner = self.ownership.owner(&register.id, &register.provider);
+        let acting = self.store.region();
+        if owner == acting && owner == &register.home_region {
+            return Ok(());
+        }
+        Err(DomainError::NotOwner {
+            owner: owner.clone(),
+            acting: acting.clone(),
+        }
+        .into())
+    }
+
     /// A model this node has no stream for may still be known, homed in another region.
     async fn check_known_elsewhere(
         &self,
         id: &ModelId,
         command: &ModelCommand,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CommandError> {
         let Some(home) = self.store.catalogue_home_region(id).await? else {
             return Ok(());
         };
@@ -191,7 +241,7 @@ impl CommandService {
         .into())
     }
 
-    async fn current_version(&self, target: &Target) -> Result<u64, ApiError> {
+    async fn current_version(&self, target: &Target) -> Result<u64, CommandError> {
         Ok(match target {
             Target::Model { id, .. } => self.store.load_model(id).await?.version,
             Target::Availability { region, model, .. } => {
@@ -201,23 +251,19 @@ impl CommandService {
     }
 }
 
-fn check_if_match(expected: Option<u64>, actual: u64) -> Result<(), ApiError> {
+fn check_if_match(expected: Option<u64>, actual: u64) -> Result<(), CommandError> {
     match expected {
         Some(expected) if expected != actual => {
-            Err(ApiError::PreconditionFailed { expected, actual })
+            Err(CommandError::VersionMismatch { expected, actual })
         }
         _ => Ok(()),
     }
 }
 
-fn answer(
-    created: bool,
-    stream: &StreamId,
-    expected: u64,
-    recorded: &[EventEnvelope],
-) -> StoredResponse {
+/// What a command answers: the events it recorded and how to read them back.
+fn accepted(stream: &StreamId, expected: u64, recorded: &[EventEnvelope]) -> CommandAccepted {
     let last = recorded.last();
-    let accepted = CommandAccepted {
+    CommandAccepted {
         model_id: stream.model_id().to_string(),
         stream: stream.to_string(),
         version: last.map_or(expected, |e| e.sequence),
@@ -228,9 +274,13 @@ fn answer(
             sequence: e.sequence,
             stream: e.stream.clone(),
         }),
-    };
+    }
+}
+
+/// The answer as recorded for idempotent retries (decoded again by `Accepted::from_recorded`).
+fn stored(created: bool, accepted: &CommandAccepted) -> StoredResponse {
     StoredResponse {
         status: if created { 201 } else { 200 },
-        body: serde_json::to_value(&accepted).unwrap_or_default(),
+        body: serde_json::to_value(accepted).unwrap_or_default(),
     }
 }

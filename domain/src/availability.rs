@@ -1,3 +1,5 @@
+//! Which regions serve a model: the availability stream's state, decisions and evolution.
+
 use crate::command::AvailabilityCommand;
 use crate::envelope::EventPayload;
 use crate::error::DomainError;

@@ -1,3 +1,5 @@
+//! The commands a client can send about a model or its availability in a region.
+
 use crate::envelope::WithdrawReason;
 use crate::ids::{ModelId, ProviderId, RegionId};
 use crate::lifecycle::OperationalStatus;

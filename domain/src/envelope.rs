@@ -1,3 +1,5 @@
+//! Versioned events and the envelope that carries one through the store, Kafka and history.
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

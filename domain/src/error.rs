@@ -1,3 +1,5 @@
+//! Why a command is refused (`DomainError`) or an input rejected (`ValidationError`).
+
 use crate::ids::{ModelId, RegionId};
 use crate::lifecycle::{Lifecycle, OperationalStatus};
 

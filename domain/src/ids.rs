@@ -1,3 +1,5 @@
+//! Validated identifiers: model ids, provider ids and region ids.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

@@ -1,3 +1,5 @@
+//! A model's lifecycle (inactive, active, retired) and its operational status.
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};

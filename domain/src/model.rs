@@ -1,3 +1,5 @@
+//! A model's stream: its state, the decisions on commands and the evolution by events.
+
 use crate::command::ModelCommand;
 use crate::envelope::EventPayload;
 use crate::error::DomainError;

@@ -1,3 +1,5 @@
+//! Stream identities: a model's stream, or a model's availability stream in one region.
+
 use std::fmt;
 
 use crate::error::ValidationError;

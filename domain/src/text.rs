@@ -1,3 +1,5 @@
+//! Localized text: names per BCP 47 tag, with length limits.
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

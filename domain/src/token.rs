@@ -1,3 +1,5 @@
+//! Consistency tokens: the position a write returned, which a read may wait for.
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,4 +1,6 @@
-use chrono::Utc;
+//! Appending a command's events: one transaction for events, outbox, idempotency answer and catalogue row.
+
+use chrono::{DateTime, SubsecRound, Utc};
 use domain::{CURRENT_SCHEMA_VERSION, EventEnvelope, EventPayload, StreamId};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -45,14 +47,15 @@ const APPEND_LOCK: i64 = 0x6169_676f_0001;
 
 impl EventStore {
     /// Appends `new` in one transaction with its outbox rows, the catalogue update and, when
-    /// given, the idempotency record built by `answer` from the recorded envelopes.
+    /// a claim is given, the idempotency record built by `answer` from the recorded envelopes
+    /// (`answer` is not called without one).
     pub async fn append(
         &self,
         new: NewEvents,
         meta: &CommandMeta,
         claim: Option<IdempotencyClaim>,
         answer: impl FnOnce(&[EventEnvelope]) -> StoredResponse,
-    ) -> Result<(Vec<EventEnvelope>, StoredResponse), AppendError> {
+    ) -> Result<Vec<EventEnvelope>, AppendError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)
@@ -73,8 +76,8 @@ impl EventStore {
             recorded.push(envelope);
         }
 
-        let response = answer(&recorded);
         if let Some(claim) = claim {
+            let response = answer(&recorded);
             sqlx::query(
                 "INSERT INTO idempotency_keys
                    (principal, key, request_fingerprint, response_status, response_body)
@@ -96,7 +99,7 @@ impl EventStore {
         tx.commit()
             .await
             .map_err(|e| classify(e, &new.stream, new.expected_version))?;
-        Ok((recorded, response))
+        Ok(recorded)
     }
 
     async fn insert_event(
@@ -107,9 +110,19 @@ impl EventStore {
         event: EventPayload,
         meta: &CommandMeta,
     ) -> Result<EventEnvelope, sqlx::Error> {
-        let position: i64 = sqlx::query_scalar("SELECT nextval('events_position_seq')")
-            .fetch_one(&mut *conn)
-            .await?;
+        // The event time never goes backwards along the region's positions: a writer whose
+        // clock stepped back (or a second writer process with a slower clock) stamps the time
+        // of the region's last event instead. The append lock makes "last" well defined, and
+        // history cuts the log by this time. Truncated to the database's microseconds first,
+        // so the envelope carries exactly the stored value.
+        let (position, occurred_at): (i64, DateTime<Utc>) = sqlx::query_as(
+            "SELECT nextval('events_position_seq'),
+                    GREATEST($1::timestamptz,
+                             (SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1))",
+        )
+        .bind(Utc::now().trunc_subsecs(6))
+        .fetch_one(&mut *conn)
+        .await?;
         let envelope = EventEnvelope {
             event_id: Uuid::now_v7(),
             schema_version: CURRENT_SCHEMA_VERSION,
@@ -118,7 +131,7 @@ impl EventStore {
             position: position.unsigned_abs(),
             model_id: stream.model_id().clone(),
             origin_region: self.region.clone(),
-            occurred_at: Utc::now(),
+            occurred_at,
             correlation_id: meta.correlation_id,
             causation_id: meta.causation_id,
             idempotency_key: meta.idempotency_key.clone(),

@@ -1,3 +1,5 @@
+//! The store's errors: unavailable or unreadable database, and why an append was refused.
+
 use domain::{DecodeError, StreamId};
 
 /// The store could not answer: the database is unreachable or returned something unreadable.

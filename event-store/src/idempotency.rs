@@ -1,3 +1,5 @@
+//! Recorded answers of commands sent with an `Idempotency-Key`.
+
 use crate::append::StoredResponse;
 use crate::error::StoreError;
 use crate::store::EventStore;

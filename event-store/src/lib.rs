@@ -4,14 +4,15 @@
 //! events and the idempotency record of the command that produced them.
 
 mod append;
-mod catalogue;
+pub mod catalogue;
 mod error;
+pub mod event_log;
+pub mod history_index;
 mod idempotency;
 mod load;
 mod store;
 
 pub use append::{CommandMeta, IdempotencyClaim, NewEvents, StoredResponse};
-pub use catalogue::{CatalogueModel, apply_to_catalogue};
 pub use error::{AppendError, StoreError};
 pub use idempotency::RecordedAnswer;
 pub use store::EventStore;

@@ -1,8 +1,11 @@
+//! Loading a stream's state (events folded by `evolve`) and the catalogue facts a decision needs.
+
 use domain::{
     AvailabilityState, CatalogueFacts, EventEnvelope, Lifecycle, ModelId, ModelState, RegionId,
     StreamId, evolve_availability, evolve_model,
 };
 
+use crate::catalogue;
 use crate::error::StoreError;
 use crate::store::EventStore;
 
@@ -54,12 +57,8 @@ impl EventStore {
         &self,
         model: &ModelId,
     ) -> Result<Option<CatalogueFacts>, StoreError> {
-        let lifecycle: Option<String> =
-            sqlx::query_scalar("SELECT lifecycle FROM catalogue_models WHERE model_id = $1")
-                .bind(model.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        lifecycle
+        catalogue::lifecycle(&self.pool, model)
+            .await?
             .map(|raw| {
                 Lifecycle::parse(&raw)
                     .map(|lifecycle| CatalogueFacts { lifecycle })
@@ -82,12 +81,9 @@ impl EventStore {
         &self,
         model: &ModelId,
     ) -> Result<Option<RegionId>, StoreError> {
-        let home: Option<String> =
-            sqlx::query_scalar("SELECT home_region FROM catalogue_models WHERE model_id = $1")
-                .bind(model.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-        home.map(|raw| RegionId::parse(&raw).map_err(|e| StoreError::Invalid(e.to_string())))
+        catalogue::home_region(&self.pool, model)
+            .await?
+            .map(|raw| RegionId::parse(&raw).map_err(|e| StoreError::Invalid(e.to_string())))
             .transpose()
     }
 }
@@ -96,16 +92,9 @@ impl EventStore {
     /// Models `region` still serves although the catalogue says they are retired: each needs a
     /// withdrawal event of that region.
     pub async fn served_but_retired(&self, region: &RegionId) -> Result<Vec<ModelId>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT a.model_id FROM catalogue_availability a
-               JOIN catalogue_models m USING (model_id)
-              WHERE a.region = $1 AND a.served AND m.lifecycle = 'retired'
-              ORDER BY a.model_id",
-        )
-        .bind(region.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        ids.iter()
+        catalogue::served_but_retired(&self.pool, region)
+            .await?
+            .iter()
             .map(|id| ModelId::parse(id).map_err(|e| StoreError::Invalid(e.to_string())))
             .collect()
     }

@@ -1,3 +1,5 @@
+//! The region's event store: a PostgreSQL pool and the region it writes for.
+
 use domain::RegionId;
 use sqlx::PgPool;
 

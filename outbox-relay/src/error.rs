@@ -33,11 +33,16 @@ pub enum RelayError {
         failed: usize,
         first: KafkaError,
     },
-    #[error("message {topic}/{partition}@{offset} has no valid aigo-position header")]
-    MissingPosition {
+    #[error(
+        "topic {topic} holds position {on_topic}, but this event store has only written up to \
+         {in_store}: the region database is not the one that wrote the topic (recreated or \
+         restored from an old backup); publishing would reuse positions that consumers already \
+         hold. Restore the database that wrote the topic, or give the region new topics"
+    )]
+    TopicAheadOfStore {
         topic: String,
-        partition: i32,
-        offset: i64,
+        on_topic: i64,
+        in_store: i64,
     },
     #[error("reading {topic} partitions {partitions:?} to their end timed out")]
     ReadTimeout { topic: String, partitions: Vec<i32> },

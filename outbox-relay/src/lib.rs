@@ -11,7 +11,6 @@ mod leadership;
 mod listener;
 mod outbox;
 mod partition_reader;
-mod partitioner;
 mod producer;
 mod publish;
 mod reconcile;
@@ -21,11 +20,10 @@ mod topics;
 pub use config::RelayConfig;
 pub use error::{RelayError, TopicError};
 pub use outbox::{OutboxRow, fetch_unpublished, mark_published, pending_rows};
-pub use partitioner::{murmur2, partition_for};
 pub use producer::{
     CONTENT_TYPE_HEADER, POSITION_HEADER, Publisher, SendReport, position_from_headers,
 };
 pub use publish::{RelayOutcome, relay_once};
-pub use reconcile::reconcile;
+pub use reconcile::{reconcile, reconcile_with};
 pub use run::run;
 pub use topics::{TopicSpec, ensure_topics};

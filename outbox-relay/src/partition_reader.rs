@@ -5,8 +5,12 @@
 //! (0.7) answers ListOffsets with the last record *batch*'s base offset + 1, not the last
 //! offset + 1, so `high - 1` is only a lower bound of the last offset there (on Kafka it is
 //! exact). EOF, reported from the fetch path, is right on both.
+//!
+//! A record without a valid `aigo-position` header was not written by a relay (another
+//! producer, a mirror without headers): it is ignored, logged and counted once per process.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -34,7 +38,8 @@ impl PartitionReader {
         }
     }
 
-    /// `(offset, aigo-position)` of every message from offset `from` to the partition's end.
+    /// `(offset, aigo-position)` of every message from offset `from` to the partition's end
+    /// (foreign records, without the header, left out).
     pub(crate) async fn read_to_end(
         &self,
         topic: &str,
@@ -86,14 +91,10 @@ impl PartitionReader {
                 continue;
             };
             let offset = message.offset();
-            let position = position_from_headers(message.headers()).ok_or_else(|| {
-                RelayError::MissingPosition {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset,
-                }
-            })?;
-            read.push((offset, position));
+            match position_from_headers(message.headers()) {
+                Some(position) => read.push((offset, position)),
+                None => note_foreign(topic, partition, offset),
+            }
         }
         Ok(found)
     }
@@ -112,6 +113,27 @@ impl PartitionReader {
             // Low, or each fetch at the (idle) end waits the default 500 ms.
             .set("fetch.wait.max.ms", "10")
             .create_with_context(ReaderContext)
+    }
+}
+
+/// Foreign records already reported: each is logged and counted once, though every reconcile
+/// that reads that far reads it again. Bounded: forgotten (and reported again) past the limit.
+static FOREIGN: Mutex<BTreeSet<(String, i32, i64)>> = Mutex::new(BTreeSet::new());
+const FOREIGN_REMEMBERED: usize = 10_000;
+
+fn note_foreign(topic: &str, partition: i32, offset: i64) {
+    let mut seen = FOREIGN.lock().unwrap_or_else(PoisonError::into_inner);
+    if seen.len() >= FOREIGN_REMEMBERED {
+        seen.clear();
+    }
+    if seen.insert((topic.to_owned(), partition, offset)) {
+        warn!(
+            topic,
+            partition,
+            offset,
+            "a record without a valid aigo-position header (not written by a relay) ignored"
+        );
+        metrics::counter!("outbox_foreign_records_total").increment(1);
     }
 }
 

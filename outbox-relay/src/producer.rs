@@ -1,6 +1,6 @@
 //! The Kafka side of publishing: an idempotent producer, explicit partitioning, message shape.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,8 +14,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 use crate::outbox::OutboxRow;
-use crate::partitioner::partition_for;
 use crate::topics::partition_count;
+use domain::partition_for;
 
 /// Header carrying the outbox position (decimal); reconcile reads it back from the topic.
 pub const POSITION_HEADER: &str = "aigo-position";
@@ -43,8 +43,14 @@ impl fmt::Debug for Publisher {
 /// Result of sending one batch: which positions the broker acknowledged, which it did not.
 #[derive(Debug, Default)]
 pub struct SendReport {
-    /// Acknowledged by the broker (`acks=all`): on the topic for sure.
+    /// Acknowledged by the broker (`acks=all`) with every earlier row of their partition in
+    /// this batch acknowledged too: on the topic, in order.
     pub delivered: Vec<i64>,
+    /// Acknowledged, but after a row of the same partition that failed: they overtook it.
+    /// Left unpublished on purpose, so they are sent again after the failed row and every
+    /// consumer finds each stream's events in order after the gap (their first copies are
+    /// held or dropped by stream sequence).
+    pub overtook: Vec<i64>,
     /// Not acknowledged; such a message may or may not be on the topic (reconcile decides).
     pub failed: Vec<(i64, KafkaError)>,
     /// Not sent because an earlier row of the same partition failed to enqueue.
@@ -153,29 +159,44 @@ impl Publisher {
         }
 
         let mut report = SendReport::default();
-        let mut blocked: HashSet<(&str, i32)> = HashSet::new();
-        let mut pending: Vec<(i64, DeliveryFuture)> = Vec::with_capacity(rows.len());
+        // The first failed position of each partition: nothing after it counts as delivered.
+        let mut first_failure: HashMap<(&str, i32), i64> = HashMap::new();
+        let mut pending: Vec<((&str, i32), i64, DeliveryFuture)> = Vec::with_capacity(rows.len());
         for (row, partition) in routed {
-            if blocked.contains(&(row.topic.as_str(), partition)) {
+            let lane = (row.topic.as_str(), partition);
+            if first_failure.contains_key(&lane) {
                 report.skipped.push(row.position);
                 continue;
             }
             match self.producer.send_result(record(row, partition)) {
-                Ok(delivery) => pending.push((row.position, delivery)),
+                Ok(delivery) => pending.push((lane, row.position, delivery)),
                 Err((error, _)) => {
-                    blocked.insert((row.topic.as_str(), partition));
+                    first_failure.insert(lane, row.position);
                     report.failed.push((row.position, error));
                 }
             }
         }
 
-        let positions: Vec<i64> = pending.iter().map(|(p, _)| *p).collect();
-        let results = join_all(pending.into_iter().map(|(_, f)| f)).await;
-        for (position, result) in positions.into_iter().zip(results) {
-            match result {
-                Ok(Ok(_)) => report.delivered.push(position),
-                Ok(Err((error, _))) => report.failed.push((position, error)),
-                Err(_canceled) => report.failed.push((position, KafkaError::Canceled)),
+        let lanes: Vec<((&str, i32), i64)> = pending.iter().map(|(l, p, _)| (*l, *p)).collect();
+        let results = join_all(pending.into_iter().map(|(_, _, f)| f)).await;
+        let mut acknowledged = Vec::with_capacity(lanes.len());
+        for ((lane, position), result) in lanes.into_iter().zip(results) {
+            let error = match result {
+                Ok(Ok(_)) => {
+                    acknowledged.push((lane, position));
+                    continue;
+                }
+                Ok(Err((error, _))) => error,
+                Err(_canceled) => KafkaError::Canceled,
+            };
+            let first = first_failure.entry(lane).or_insert(position);
+            *first = (*first).min(position);
+            report.failed.push((position, error));
+        }
+        for (lane, position) in acknowledged {
+            match first_failure.get(&lane) {
+                Some(&failed) if failed < position => report.overtook.push(position),
+                _ => report.delivered.push(position),
             }
         }
         report.failed.sort_by_key(|(p, _)| *p);

@@ -20,10 +20,13 @@ pub struct RelayOutcome {
 
 /// Publishes up to `batch_size` unpublished rows in position order and marks the delivered ones.
 ///
-/// Every row the broker acknowledged is marked, even one that follows a failure in its
-/// partition: it is on the topic, so re-sending it would duplicate it. If anything failed the
-/// call returns [`RelayError::Undelivered`]: the caller backs off and reconciles (a failed
-/// message may still have reached the broker) before the next attempt.
+/// Only rows acknowledged with every earlier row of their partition are marked. A row that
+/// follows a failure in its partition is on the topic, but ahead of its predecessor: it stays
+/// unpublished and is sent again after the failed row, so the partition holds every stream's
+/// events in order after the gap (consumers drop the early copy's re-send by stream sequence,
+/// and the fold holds an early copy until its predecessor comes). If anything failed the call
+/// returns [`RelayError::Undelivered`]: the caller backs off and reconciles (a failed message
+/// may still have reached the broker) before the next attempt.
 pub async fn relay_once(
     pool: &PgPool,
     publisher: &Publisher,
@@ -47,6 +50,7 @@ pub async fn relay_once(
         mark_published(pool, &report.delivered).await?;
         let published = report.delivered.len();
         metrics::counter!("outbox_published_total").increment(published as u64);
+        metrics::counter!("outbox_overtaking_resent_total").increment(report.overtook.len() as u64);
         metrics::histogram!("outbox_publish_batch_seconds").record(started.elapsed().as_secs_f64());
         debug!(
             published,

@@ -6,6 +6,13 @@
 //! headers) and a row is marked only if its position is actually there: membership, not "position <= last on the partition",
 //! because librdkafka's idempotent producer can leave a gap when a queued message times out
 //! (it bumps the epoch and carries on), and a gap must be re-sent, not assumed delivered.
+//!
+//! Only a prefix is marked per partition: rows up to the first one missing. Rows after a gap
+//! are on the topic but ahead of the missing one; they are sent again after it, so every
+//! stream's events follow the gap in order (early copies are held or dropped by sequence).
+//!
+//! Records of other producers (no `aigo-position` header) are ignored; when a partition's end
+//! holds only such records, it is read further back until one of the relay's own is found.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -15,8 +22,8 @@ use tracing::{Instrument, info, info_span};
 use crate::error::RelayError;
 use crate::outbox::{mark_published, unpublished_keys, unpublished_topics};
 use crate::partition_reader::PartitionReader;
-use crate::partitioner::partition_for;
 use crate::producer::Publisher;
+use domain::partition_for;
 
 /// What was read at the end of a non-empty partition.
 #[derive(Debug, Clone)]
@@ -31,7 +38,23 @@ struct Tail {
 
 /// Marks as published every unpublished row that is already on its topic. Returns how many.
 pub async fn reconcile(pool: &PgPool, publisher: &Publisher) -> Result<u64, RelayError> {
-    let topics = unpublished_topics(pool).await?;
+    reconcile_with(pool, publisher, &[]).await
+}
+
+/// [`reconcile`], also checking `owned` topics with nothing unpublished: a topic holding
+/// positions this store never wrote fails with [`RelayError::TopicAheadOfStore`] before
+/// anything new is published there.
+pub async fn reconcile_with(
+    pool: &PgPool,
+    publisher: &Publisher,
+    owned: &[String],
+) -> Result<u64, RelayError> {
+    let mut topics = unpublished_topics(pool).await?;
+    for topic in owned {
+        if !topics.contains(topic) {
+            topics.push(topic.clone());
+        }
+    }
     if topics.is_empty() {
         return Ok(0);
     }
@@ -72,7 +95,8 @@ async fn reconcile_topic(
         let (Some(&low), Some(read)) = (lows.get(&partition), reads.remove(&partition)) else {
             continue;
         };
-        tails.insert(partition, Tail { low, from, read });
+        let tail = back_to_own_record(reader, topic, partition, Tail { low, from, read }).await?;
+        tails.insert(partition, tail);
     }
     // Rows above every position seen at the partitions' ends were never delivered.
     let Some(max_position) = tails
@@ -82,6 +106,14 @@ async fn reconcile_topic(
     else {
         return Ok(0);
     };
+    let in_store = highest_position(pool).await?;
+    if max_position > in_store {
+        return Err(RelayError::TopicAheadOfStore {
+            topic: topic.to_owned(),
+            on_topic: max_position,
+            in_store,
+        });
+    }
 
     let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for (position, key) in unpublished_keys(pool, topic, max_position).await? {
@@ -98,13 +130,38 @@ async fn reconcile_topic(
             continue;
         };
         let present = positions_on_tail(reader, topic, partition, tail, &candidates).await?;
-        delivered.extend(candidates.into_iter().filter(|p| present.contains(p)));
+        delivered.extend(candidates.into_iter().take_while(|p| present.contains(p)));
     }
     let marked = mark_published(pool, &delivered).await?;
     if marked > 0 {
         info!(marked, "rows already on the topic marked published");
     }
     Ok(marked)
+}
+
+/// The highest position this event store ever handed to the outbox (rows are never deleted).
+async fn highest_position(pool: &PgPool) -> Result<i64, RelayError> {
+    let highest: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM outbox")
+        .fetch_one(pool)
+        .await?;
+    Ok(highest.unwrap_or(0))
+}
+
+/// The tail, read further back (growing window) while it holds only foreign records, so the
+/// partition's last position is known; stops at the log start.
+async fn back_to_own_record(
+    reader: &PartitionReader,
+    topic: &str,
+    partition: i32,
+    mut tail: Tail,
+) -> Result<Tail, RelayError> {
+    let mut window: i64 = 16;
+    while tail.read.is_empty() && tail.from > tail.low {
+        tail.from = tail.from.saturating_sub(window).max(tail.low);
+        tail.read = reader.read_to_end(topic, partition, tail.from).await?;
+        window = window.saturating_mul(2);
+    }
+    Ok(tail)
 }
 
 /// Positions found at the end of the partition, reading from further back each time (growing

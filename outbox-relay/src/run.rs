@@ -11,36 +11,65 @@ use tracing::{info, warn};
 
 use crate::config::RelayConfig;
 use crate::error::RelayError;
+use crate::leadership::Leadership;
 use crate::listener::Wakeups;
 use crate::outbox::pending_rows;
 use crate::producer::Publisher;
 use crate::publish::relay_once;
-use crate::reconcile::reconcile;
+use crate::reconcile::reconcile_with;
 use crate::topics::ensure_topics;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Runs the relay until `shutdown` resolves. Transient database and broker failures are logged
-/// and retried with back-off; the only error returned is an unusable producer configuration.
+/// and retried with back-off; the errors returned are an unusable producer configuration and
+/// a topic that is ahead of this event store ([`RelayError::TopicAheadOfStore`]).
 ///
 /// The batch in flight when `shutdown` fires is finished (it is bounded by
 /// `message_timeout`), so a clean stop leaves nothing to reconcile. Dropping the future at any
 /// other point (task abort, crash) is safe too: the next start reconciles before publishing.
 ///
 /// Exactly one relay runs per database: before publishing, it waits for the relay lock
-/// ([`crate::leadership`]), so scaled-out processes of one region never send the same rows.
+/// ([`crate::leadership`]), so scaled-out processes of one region never send the same rows;
+/// it checks the lock's session before every cycle and stands by again once it is gone.
 pub async fn run(
     config: RelayConfig,
     pool: PgPool,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RelayError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let _leadership = tokio::select! {
-        () = shutdown.as_mut() => return Ok(()),
-        held = crate::leadership::acquire(&pool, config.max_backoff) => held,
-    };
-    let mut publisher = Publisher::new(&config)?;
     let wakeups = Wakeups::spawn(pool.clone(), config.max_backoff);
+    loop {
+        let mut leadership = tokio::select! {
+            () = shutdown.as_mut() => return Ok(()),
+            held = crate::leadership::acquire(&pool, config.max_backoff) => held,
+        };
+        match lead(&config, &pool, &wakeups, &mut leadership, shutdown.as_mut()).await? {
+            Led::Stopped => return Ok(()),
+            Led::LostLeadership => {
+                metrics::gauge!("outbox_relay_leader").set(0.0);
+                metrics::counter!("outbox_relay_leadership_lost_total").increment(1);
+                warn!("outbox relay: the session holding the relay lock is gone; standing down");
+            }
+        }
+    }
+}
+
+enum Led {
+    Stopped,
+    /// The lock's session ended (e.g. PostgreSQL restarted): another relay may publish now.
+    LostLeadership,
+}
+
+/// Publishes while this process holds the relay lock, checking it before every cycle.
+async fn lead(
+    config: &RelayConfig,
+    pool: &PgPool,
+    wakeups: &Wakeups,
+    leadership: &mut Leadership,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<Led, RelayError> {
+    let mut publisher = Publisher::new(config)?;
     let mut state = State {
         topics_ready: config.topics.is_empty(),
         must_reconcile: true,
@@ -48,13 +77,18 @@ pub async fn run(
     };
     info!(brokers = %config.brokers, "outbox relay started");
 
-    loop {
-        let delay = match cycle(&config, &pool, &publisher, &mut state, shutdown.as_mut()).await {
-            Ok(Cycle::Stopped) => break,
+    let led = loop {
+        if !leadership.still_held().await {
+            break Led::LostLeadership;
+        }
+        let delay = match cycle(config, pool, &publisher, &mut state, shutdown.as_mut()).await {
+            Ok(Cycle::Stopped) => break Led::Stopped,
             Ok(Cycle::Drained) => {
                 state.backoff = FIRST_BACKOFF;
                 None
             }
+            // Not transient: publishing would hand out positions consumers already hold.
+            Err(error @ RelayError::TopicAheadOfStore { .. }) => return Err(error),
             Err(error) => {
                 let delay = state.backoff;
                 warn!(%error, retry_in_ms = delay.as_millis(), "outbox relay step failed");
@@ -62,7 +96,7 @@ pub async fn run(
                 state.must_reconcile = true;
                 state.backoff = (state.backoff * 2).min(config.max_backoff);
                 if needs_fresh_producer(&error, &publisher) {
-                    replace_producer(&config, &mut publisher);
+                    replace_producer(config, &mut publisher);
                 }
                 Some(delay)
             }
@@ -80,16 +114,16 @@ pub async fn run(
         };
         tokio::select! {
             biased;
-            () = shutdown.as_mut() => break,
+            () = shutdown.as_mut() => break Led::Stopped,
             () = wait => {}
         }
-    }
+    };
 
     info!("outbox relay stopping");
     if let Err(error) = publisher.flush(config.message_timeout) {
         warn!(%error, "flushing the producer at shutdown");
     }
-    Ok(())
+    Ok(led)
 }
 
 struct State {
@@ -117,7 +151,8 @@ async fn cycle(
         state.topics_ready = true;
     }
     if state.must_reconcile {
-        reconcile(pool, publisher).await?;
+        let owned: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
+        reconcile_with(pool, publisher, &owned).await?;
         state.must_reconcile = false;
     }
     loop {

@@ -79,6 +79,24 @@ impl Counters {
         changed
     }
 
+    /// Every counter's steps (increments plus decrements) with `owner`'s dots: the fold moves
+    /// a counter by at most one per event, so none can exceed the records the actor consumed.
+    pub fn steps<'a>(
+        &'a self,
+        owner: &'a ActorId,
+    ) -> impl Iterator<Item = (&'a MetricKey, u64)> + 'a {
+        self.0.iter().map(move |(key, counter)| {
+            let up = counter.inc_many(owner.clone(), 0).dot.counter;
+            let down = counter.dec_many(owner.clone(), 0).dot.counter;
+            (key, up.saturating_add(down))
+        })
+    }
+
+    /// The most steps any one counter took with `owner`'s dots (see [`Counters::steps`]).
+    pub fn max_steps(&self, owner: &ActorId) -> u64 {
+        self.steps(owner).map(|(_, steps)| steps).max().unwrap_or(0)
+    }
+
     /// Checks the actor invariant: every counter holds dots of `owner` only, none beyond
     /// [`MAX_DOT`].
     pub fn check_owned_by(&self, owner: &ActorId) -> Result<(), InvalidState> {
@@ -143,6 +161,19 @@ mod tests {
         assert!(merged.merge(&other));
         assert!(!merged.merge(&other));
         assert_eq!(merged.value(&MetricKey::Total), 7);
+    }
+
+    #[test]
+    fn steps_count_both_directions() {
+        let a = actor("eu", 0);
+        let mut counters = Counters::new();
+        assert_eq!(counters.max_steps(&a), 0);
+        counters.add(&a, MetricKey::Total, 1);
+        counters.add(&a, MetricKey::Total, -1);
+        counters.add(&a, MetricKey::Total, 1);
+        counters.add(&a, MetricKey::Active, 1);
+        assert_eq!(counters.value(&MetricKey::Total), 1);
+        assert_eq!(counters.max_steps(&a), 3);
     }
 
     #[test]

@@ -22,6 +22,21 @@ pub struct RegionCounts {
     pub available: i64,
 }
 
+/// The count fields every answer about counts shares (live, as of an instant, replayed):
+/// flattened into each, next to its own region and freshness fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Totals {
+    pub total: i64,
+    pub active: i64,
+    pub inactive: i64,
+    pub retired: i64,
+    /// Non-retired models per operational status.
+    #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
+    pub by_status: BTreeMap<OperationalStatus, i64>,
+    #[schema(value_type = BTreeMap<String, ProviderCounts>)]
+    pub by_provider: BTreeMap<ProviderId, ProviderCounts>,
+}
+
 /// Counts summed over a set of actors. `by_status` always lists every status; providers and
 /// regions whose counts are all zero are left out, so the snapshot depends on the current
 /// state only, not on history. Never negative for states produced by a `PartitionFold`.
@@ -51,13 +66,29 @@ impl Default for CountSnapshot {
 }
 
 impl CountSnapshot {
+    /// The shared count fields, and the per-region counts apart.
+    pub fn split(self) -> (Totals, BTreeMap<RegionId, RegionCounts>) {
+        let totals = Totals {
+            total: self.total,
+            active: self.active,
+            inactive: self.inactive,
+            retired: self.retired,
+            by_status: self.by_status,
+            by_provider: self.by_provider,
+        };
+        (totals, self.regions)
+    }
+
     /// Sums the counters of several actors.
     pub fn sum<'a>(counters: impl IntoIterator<Item = &'a Counters>) -> Self {
+        Self::from_values(counters.into_iter().flat_map(Counters::iter))
+    }
+
+    /// Sums counter values (a key may come several times, once per actor).
+    pub fn from_values<'a>(values: impl IntoIterator<Item = (&'a MetricKey, i64)>) -> Self {
         let mut snapshot = Self::default();
-        for counters in counters {
-            for (key, value) in counters.iter() {
-                snapshot.add(key, value);
-            }
+        for (key, value) in values {
+            snapshot.add(key, value);
         }
         snapshot
             .by_provider

@@ -49,6 +49,8 @@ pub enum CodecError {
     Decode(#[from] bincode::error::DecodeError),
     #[error(transparent)]
     Invalid(#[from] InvalidState),
+    #[error("inconsistent: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// An event the fold must not skip and cannot apply: the caller has to stop and upgrade.

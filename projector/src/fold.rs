@@ -6,6 +6,8 @@ use crate::actor::ActorId;
 use crate::counters::Counters;
 use crate::error::FoldError;
 use crate::facts::PartitionFacts;
+use crate::held::HeldEvents;
+use crate::metric::MetricKey;
 use crate::outcome::{FoldOutcome, FoldStats, SkipReason};
 use crate::rules::{self, Deltas};
 use crate::state::ActorState;
@@ -16,16 +18,21 @@ use crate::watermark::{EventMark, Watermark};
 /// The topic is keyed by model id, so a model's lifecycle stream and every availability stream
 /// that region writes for it arrive here, in order. Each event is checked against its stream's
 /// last applied sequence: at or below it is a re-delivery ([`FoldOutcome::Duplicate`]), the next
-/// one is applied if it fits, anything else is [`FoldOutcome::Skipped`]. Nothing but the
-/// watermark changes unless the event is applied, so folding is idempotent and a replay from
-/// offset zero rebuilds the same state byte for byte.
+/// one is applied if it fits (then any held successors after it), a later one is held until
+/// its predecessors arrive ([`FoldOutcome::Held`]), anything else is [`FoldOutcome::Skipped`].
+/// Nothing but the watermark and the held events changes unless an event is applied, so
+/// folding is idempotent, the order a stream's events arrive in does not change the result,
+/// and a replay from offset zero rebuilds the same state byte for byte.
 #[derive(Debug, Clone)]
 pub struct PartitionFold {
     pub(crate) actor: ActorId,
     pub(crate) counters: Counters,
     pub(crate) watermark: Watermark,
     pub(crate) facts: PartitionFacts,
+    pub(crate) held: HeldEvents,
     pub(crate) stats: FoldStats,
+    /// While [`PartitionFold::apply_recording`] runs: every counter change made.
+    pub(crate) recording: Option<Vec<(MetricKey, i32)>>,
 }
 
 impl PartitionFold {
@@ -35,18 +42,34 @@ impl PartitionFold {
             counters: Counters::new(),
             watermark: Watermark::default(),
             facts: PartitionFacts::default(),
+            held: HeldEvents::default(),
             stats: FoldStats::default(),
+            recording: None,
         }
     }
 
     /// Folds the event found at Kafka `offset`.
     pub fn apply(&mut self, offset: i64, envelope: &EventEnvelope) -> FoldOutcome {
-        let outcome = self.fold_event(envelope);
+        let outcome = self.fold_in_order(envelope);
         let mark = EventMark {
             position: envelope.position,
             occurred_at: envelope.occurred_at,
         };
         self.finish(offset, Some(mark), outcome)
+    }
+
+    /// [`PartitionFold::apply`], appending to `changes` every counter change the event made
+    /// (those of held successors it released included): what the history index stores.
+    pub fn apply_recording(
+        &mut self,
+        offset: i64,
+        envelope: &EventEnvelope,
+        changes: &mut Vec<(MetricKey, i32)>,
+    ) -> FoldOutcome {
+        self.recording = Some(std::mem::take(changes));
+        let outcome = self.apply(offset, envelope);
+        *changes = self.recording.take().unwrap_or_default();
+        outcome
     }
 
     /// Folds the raw Kafka payload at `offset`. A record that is not an event is skipped (and
@@ -81,6 +104,11 @@ impl PartitionFold {
         &self.facts
     }
 
+    /// Events waiting for a predecessor that has not arrived yet.
+    pub fn held(&self) -> &HeldEvents {
+        &self.held
+    }
+
     /// Outcomes since this fold was created or restored.
     pub fn stats(&self) -> FoldStats {
         self.stats
@@ -112,6 +140,42 @@ impl PartitionFold {
         self.watermark.advance(offset, mark);
         self.stats.record(&outcome);
         outcome
+    }
+
+    /// Folds `envelope`, holding it if it is early, and then every held successor it unblocks.
+    fn fold_in_order(&mut self, envelope: &EventEnvelope) -> FoldOutcome {
+        let outcome = self.fold_event(envelope);
+        match outcome {
+            FoldOutcome::Skipped(SkipReason::SequenceGap { expected, found }) => {
+                self.held.hold(envelope);
+                FoldOutcome::Held { expected, found }
+            }
+            FoldOutcome::Applied => {
+                self.release_after(&envelope.stream);
+                FoldOutcome::Applied
+            }
+            other => other,
+        }
+    }
+
+    /// Applies the held events that now follow `stream`'s last applied sequence, in order.
+    fn release_after(&mut self, stream: &StreamId) {
+        // The common case, per applied event: nothing held, nothing to look up or allocate.
+        if self.held.is_empty() {
+            return;
+        }
+        loop {
+            let last = self.stream_sequence(stream);
+            self.held.forget_through(stream, last);
+            let Some(next) = self.held.take(stream, last.saturating_add(1)) else {
+                return;
+            };
+            let outcome = self.fold_event(&next);
+            self.stats.record(&outcome);
+            if outcome != FoldOutcome::Applied {
+                return;
+            }
+        }
     }
 
     fn fold_event(&mut self, envelope: &EventEnvelope) -> FoldOutcome {
@@ -173,9 +237,18 @@ impl PartitionFold {
     }
 
     fn apply_deltas(&mut self, deltas: Deltas) {
+        if let Some(recording) = &mut self.recording {
+            recording.extend(deltas.iter().filter(|(_, d)| *d != 0).cloned());
+        }
         for (key, delta) in deltas {
             self.counters.add(&self.actor, key, delta);
         }
+    }
+
+    /// Consumes the record at `offset` without an event (one the runtime dead-lettered): only
+    /// the watermark moves.
+    pub fn skip(&mut self, offset: i64, reason: SkipReason) -> FoldOutcome {
+        self.finish(offset, None, FoldOutcome::Skipped(reason))
     }
 }
 

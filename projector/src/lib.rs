@@ -1,6 +1,6 @@
 //! The regional projector's pure core: folding a region's events into CRDT counters, the
 //! versioned state actors exchange, and the merge into global totals. No I/O here: the Kafka
-//! consumer and the checkpoint store build on it.
+//! consumer and the checkpoint store build on it (crate `projector-runtime`).
 //!
 //! - A CRDT actor is one partition of one region's events topic ([`ActorId`]).
 //! - [`PartitionFold`] folds that partition's events into per-stream facts and the actor's
@@ -12,27 +12,35 @@
 mod actor;
 mod counters;
 mod counts;
+mod epoch;
 mod error;
 mod facts;
 mod fold;
 mod global;
+mod held;
+pub mod history;
+pub mod live;
 mod metric;
 mod outcome;
 mod replay;
 mod rules;
-pub mod runtime;
 mod snapshot;
 mod state;
 pub mod state_codec;
+pub mod trust;
 mod watermark;
 
 pub use actor::ActorId;
 pub use counters::{Counters, MAX_DOT};
-pub use counts::{CountSnapshot, ProviderCounts, RegionCounts};
+pub use counts::{CountSnapshot, ProviderCounts, RegionCounts, Totals};
+pub use epoch::{EPOCH_MARK_KEY, EpochMark};
 pub use error::{CodecError, FoldError, InvalidState, ParseError};
 pub use facts::{AvailabilityFacts, ModelFacts, PartitionFacts};
 pub use fold::PartitionFold;
 pub use global::{GlobalView, Observed};
+pub use held::HeldEvents;
+pub use live::change_feed::{ChangeFeed, ChangeNotice};
+pub use live::projection::{CountsChanged, Projection};
 pub use metric::MetricKey;
 pub use outcome::{FoldOutcome, FoldStats, SkipReason};
 pub use replay::Replay;

@@ -9,6 +9,9 @@ pub enum FoldOutcome {
     Applied,
     /// The stream already includes this sequence (re-delivery): nothing changed.
     Duplicate { sequence: u64, last_applied: u64 },
+    /// The event came before its stream's predecessor (`expected`): it is held, and applied
+    /// as soon as the predecessors arrive.
+    Held { expected: u64, found: u64 },
     /// The event does not fit what this partition knows: nothing changed but the watermark.
     Skipped(SkipReason),
 }
@@ -45,6 +48,7 @@ pub enum SkipReason {
 pub struct FoldStats {
     pub applied: u64,
     pub duplicates: u64,
+    pub held: u64,
     pub skipped: u64,
 }
 
@@ -53,6 +57,7 @@ impl FoldStats {
         let slot = match outcome {
             FoldOutcome::Applied => &mut self.applied,
             FoldOutcome::Duplicate { .. } => &mut self.duplicates,
+            FoldOutcome::Held { .. } => &mut self.held,
             FoldOutcome::Skipped(_) => &mut self.skipped,
         };
         *slot = slot.saturating_add(1);

@@ -7,8 +7,9 @@ use crate::counters::Counters;
 use crate::error::CodecError;
 use crate::facts::PartitionFacts;
 use crate::fold::PartitionFold;
+use crate::held::HeldEvents;
 use crate::outcome::FoldStats;
-use crate::state_codec::{self, FOLD_SNAPSHOT};
+use crate::state_codec::{self, FOLD_SNAPSHOT, FOLD_SNAPSHOT_V1};
 use crate::watermark::Watermark;
 
 #[derive(Serialize)]
@@ -17,10 +18,21 @@ struct SnapshotRef<'a> {
     counters: &'a Counters,
     watermark: &'a Watermark,
     facts: &'a PartitionFacts,
+    held: &'a HeldEvents,
 }
 
 #[derive(Deserialize)]
 struct Snapshot {
+    actor: ActorId,
+    counters: Counters,
+    watermark: Watermark,
+    facts: PartitionFacts,
+    held: HeldEvents,
+}
+
+/// Version 1, from before held events: nothing was held.
+#[derive(Deserialize)]
+struct SnapshotV1 {
     actor: ActorId,
     counters: Counters,
     watermark: Watermark,
@@ -41,6 +53,7 @@ impl PartitionFold {
                 counters: &self.counters,
                 watermark: &self.watermark,
                 facts: &self.facts,
+                held: &self.held,
             },
         )
     }
@@ -53,14 +66,29 @@ impl PartitionFold {
             counters,
             watermark,
             facts,
-        } = state_codec::decode(FOLD_SNAPSHOT, bytes)?;
+            held,
+        } = match state_codec::decode(FOLD_SNAPSHOT, bytes) {
+            Err(CodecError::UnsupportedVersion { found: 1, .. }) => {
+                let old: SnapshotV1 = state_codec::decode(FOLD_SNAPSHOT_V1, bytes)?;
+                Snapshot {
+                    actor: old.actor,
+                    counters: old.counters,
+                    watermark: old.watermark,
+                    facts: old.facts,
+                    held: HeldEvents::default(),
+                }
+            }
+            other => other?,
+        };
         counters.check_owned_by(&actor)?;
         Ok(Self {
             actor,
             counters,
             watermark,
             facts,
+            held,
             stats: FoldStats::default(),
+            recording: None,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! Layout: one kind byte, a big-endian `u16` format version, then the value in bincode 2
 //! (serde mode, standard configuration: little-endian varints). Every map inside is a
 //! `BTreeMap`, so equal values always encode to equal bytes. Decoding refuses another kind, a
-//! version this build does not know, trailing bytes, and bodies over [`MAX_BODY_BYTES`].
+//! version this build does not know, trailing bytes, and bodies over [`MAX_BODY_BYTES`]. A format
+//! whose older versions are still read decodes them with [`decode_versioned`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,18 +26,37 @@ pub struct Format {
     pub version: u16,
 }
 
-/// [`crate::ActorState`]: the record on the compacted counter-state topic.
+/// [`crate::ActorState`]: the record on the compacted counter-state topic. Version 2 added the
+/// exchange epoch; version 1 is still read, as epoch 0.
 pub const ACTOR_STATE: Format = Format {
     name: "actor state",
     kind: 0xA5,
+    version: 2,
+};
+
+/// The oldest [`ACTOR_STATE`] version this build reads.
+pub const ACTOR_STATE_OLDEST: u16 = 1;
+
+/// [`crate::EpochMark`]: the control record `region-node reset-states` publishes on the
+/// counter-state topic.
+pub const EPOCH_MARK: Format = Format {
+    name: "exchange epoch mark",
+    kind: 0xE7,
     version: 1,
 };
 
 /// [`crate::PartitionFold`] snapshot: the checkpoint stored with the consumed offset.
+/// Version 2 added the events held for a missing predecessor.
 pub const FOLD_SNAPSHOT: Format = Format {
     name: "fold snapshot",
     kind: 0xF5,
+    version: 2,
+};
+
+/// The fold snapshot as version 1 wrote it (still read: checkpoints outlive upgrades).
+pub const FOLD_SNAPSHOT_V1: Format = Format {
     version: 1,
+    ..FOLD_SNAPSHOT
 };
 
 fn config() -> impl bincode::config::Config {
@@ -52,6 +72,18 @@ pub(crate) fn encode<T: Serialize>(format: Format, value: &T) -> Result<Vec<u8>,
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Result<T, CodecError> {
+    let (_, body) = decode_versioned(format, format.version, bytes)?;
+    decode_body(format, body)
+}
+
+/// Checks the header, accepting any version from `oldest` to `format.version`; answers the
+/// version found and the body, for the caller to decode with [`decode_body`] in that version's
+/// shape.
+pub(crate) fn decode_versioned(
+    format: Format,
+    oldest: u16,
+    bytes: &[u8],
+) -> Result<(u16, &[u8]), CodecError> {
     let Some((&[kind, high, low], body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return Err(CodecError::Truncated {
             expected: format.name,
@@ -66,13 +98,21 @@ pub(crate) fn decode<T: DeserializeOwned>(format: Format, bytes: &[u8]) -> Resul
         });
     }
     let version = u16::from_be_bytes([high, low]);
-    if version != format.version {
+    if !(oldest..=format.version).contains(&version) {
         return Err(CodecError::UnsupportedVersion {
             kind: format.name,
             found: version,
             supported: format.version,
         });
     }
+    Ok((version, body))
+}
+
+/// Decodes a body whose header [`decode_versioned`] checked; refuses trailing bytes.
+pub(crate) fn decode_body<T: DeserializeOwned>(
+    format: Format,
+    body: &[u8],
+) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::decode_from_slice(body, config())?;
     let extra = body.len().saturating_sub(read);
     if extra > 0 {
@@ -91,7 +131,7 @@ mod tests {
     #[test]
     fn header_then_body() {
         let bytes = encode(ACTOR_STATE, &7u32).unwrap();
-        assert_eq!(bytes, [0xA5, 0, 1, 7]);
+        assert_eq!(bytes, [0xA5, 0, 2, 7]);
         assert_eq!(decode::<u32>(ACTOR_STATE, &bytes).unwrap(), 7);
     }
 
@@ -106,20 +146,36 @@ mod tests {
             Err(CodecError::WrongKind { found: 0xA5, .. })
         ));
         assert!(matches!(
-            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 2, 7]),
+            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 3, 7]),
             Err(CodecError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             })
         ));
         assert!(matches!(
-            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 1, 7, 0]),
+            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 1, 7]),
+            Err(CodecError::UnsupportedVersion { found: 1, .. })
+        ));
+        assert!(matches!(
+            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 2, 7, 0]),
             Err(CodecError::TrailingBytes { extra: 1, .. })
         ));
         assert!(matches!(
-            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 1]),
+            decode::<u32>(ACTOR_STATE, &[0xA5, 0, 2]),
             Err(CodecError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn older_versions_are_read_only_when_asked_for() {
+        let (version, body) =
+            decode_versioned(ACTOR_STATE, ACTOR_STATE_OLDEST, &[0xA5, 0, 1, 7]).unwrap();
+        assert_eq!((version, body), (1, &[7u8][..]));
+        assert_eq!(decode_body::<u32>(ACTOR_STATE, body).unwrap(), 7);
+        assert!(matches!(
+            decode_versioned(ACTOR_STATE, ACTOR_STATE_OLDEST, &[0xA5, 0, 0, 7]),
+            Err(CodecError::UnsupportedVersion { found: 0, .. })
         ));
     }
 }

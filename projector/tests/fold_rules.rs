@@ -197,7 +197,7 @@ fn retiring_an_active_model_is_skipped() {
 }
 
 #[test]
-fn events_for_unknown_models_and_gaps_are_skipped_without_panicking() {
+fn events_for_unknown_models_are_skipped_and_early_ones_held_without_panicking() {
     let mut fold = fold();
     assert_eq!(
         fold.apply(0, &lifecycle(1, EventPayload::ModelActivated)),
@@ -207,10 +207,10 @@ fn events_for_unknown_models_and_gaps_are_skipped_without_panicking() {
     );
     assert_eq!(
         fold.apply(1, &lifecycle(3, registered())),
-        FoldOutcome::Skipped(SkipReason::SequenceGap {
+        FoldOutcome::Held {
             expected: 1,
             found: 3
-        })
+        }
     );
     assert_eq!(
         fold.apply(2, &lifecycle(1, registered())),
@@ -218,17 +218,23 @@ fn events_for_unknown_models_and_gaps_are_skipped_without_panicking() {
     );
     assert_eq!(
         fold.apply(3, &lifecycle(3, EventPayload::ModelActivated)),
-        FoldOutcome::Skipped(SkipReason::SequenceGap {
+        FoldOutcome::Held {
             expected: 2,
             found: 3
-        })
+        }
     );
     assert!(matches!(
         fold.apply(4, &lifecycle(0, EventPayload::ModelActivated)),
         FoldOutcome::Skipped(SkipReason::Inconsistent(_))
     ));
-    assert_eq!(fold.stats().skipped, 4);
+    assert_eq!(fold.stats().skipped, 2);
+    assert_eq!(fold.stats().held, 2);
     assert_eq!(fold.stats().applied, 1);
+    assert_eq!(
+        fold.held().len(),
+        1,
+        "the later sequence 3 replaced the earlier one"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-// AI-GO Model Tracker dashboard. Renders GET /v1/counts, follows GET /v1/stream (SSE) and
-// falls back to polling /v1/counts while streaming is unavailable. No framework, no build
+// AI-GO Model Tracker dashboard. Renders GET /v1/counts, fills its feed from GET /v1/changes,
+// follows GET /v1/stream (SSE) and falls back to polling /v1/counts and /v1/changes while
+// streaming is unavailable. No framework, no build
 // step, no network beyond this node: every number on the page comes from the API.
 (() => {
   'use strict';
@@ -60,7 +61,6 @@
       chartSummary: '{range}: total models {total0} → {total1}, active {active0} → {active1}.',
       changesHeading: 'Recent changes',
       feedEmpty: 'Changes appear here as they happen.',
-      feedNeedsStream: 'Changes appear here while the live stream is connected.',
       servedBy: 'Served by the region node',
       'mode.connecting': 'Connecting…',
       'mode.live': 'Live',
@@ -119,7 +119,6 @@
       chartSummary: '{range}: 전체 모델 {total0} → {total1}, 활성 {active0} → {active1}.',
       changesHeading: '최근 변경',
       feedEmpty: '변경 사항이 생기면 여기에 표시됩니다.',
-      feedNeedsStream: '실시간 스트림에 연결되어 있을 때 변경 사항이 여기에 표시됩니다.',
       servedBy: '응답한 리전 노드',
       'mode.connecting': '연결 중…',
       'mode.live': '실시간',
@@ -150,6 +149,10 @@
     fresh: new Map(),
     mode: 'connecting',
     feed: [],
+    // Where GET /v1/changes goes on from: set by the load of recent changes, moved by polls.
+    changesCursor: null,
+    // The stream delivered changes the cursor does not know of.
+    streamMovedOn: false,
     names: new Map(),
     range: 'day',
     series: { status: 'loading' },
@@ -255,7 +258,7 @@
   function renderFeedEmpty() {
     const empty = $('[data-testid="feed-empty"]');
     empty.hidden = state.feed.length > 0;
-    empty.textContent = t(state.mode === 'live' || state.mode === 'connecting' ? 'feedEmpty' : 'feedNeedsStream');
+    empty.textContent = t('feedEmpty');
   }
 
   function parse(event) {
@@ -279,7 +282,7 @@
     source.addEventListener('open', live);
     source.addEventListener('snapshot', heard((e) => { onCounts(parse(e)); live(); }));
     source.addEventListener('counts', heard((e) => onCounts(parse(e))));
-    source.addEventListener('change', heard((e) => onChange(parse(e))));
+    source.addEventListener('change', heard((e) => { state.streamMovedOn = true; onChange(parse(e)); }));
     source.addEventListener('freshness', heard((e) => onFreshness(parse(e))));
     source.addEventListener('error', () => {
       // While CONNECTING the browser retries by itself and sends Last-Event-ID; CLOSED means
@@ -346,7 +349,42 @@
       if (state.mode !== 'live') setMode('polling');
     } catch (_) {
       if (state.mode !== 'live') setMode('offline');
+      return;
     }
+    // The feed follows too; a failure here leaves the counts and the mode as they are.
+    try { await followChanges(); } catch (_) { /* next poll */ }
+  }
+
+  // One page of GET /v1/changes, or null.
+  async function fetchChanges(query) {
+    const response = await fetch(`/v1/changes?${query}`, { cache: 'no-store', headers: { Accept: 'application/json' } });
+    if (!response.ok) return null;
+    const page = await response.json();
+    return page && Array.isArray(page.changes) ? page : null;
+  }
+
+  // The newest changes, so the feed is not empty until the next event; the stream's own
+  // changes that came first stay on top, and none is shown twice (keyed by region:position).
+  async function loadRecentChanges() {
+    try {
+      const page = await fetchChanges(`recent=${FEED_MAX}`);
+      if (!page) return;
+      if (state.changesCursor === null) state.changesCursor = page.next_cursor;
+      for (const change of page.changes.slice().reverse()) addChange(change, 'older');
+      renderFeed();
+    } catch (_) { /* the feed fills from the stream instead */ }
+  }
+
+  // While polling: what came after the last change seen, oldest first. After the stream
+  // delivered changes the cursor is behind them: start again from the newest changes.
+  async function followChanges() {
+    const page = await fetchChanges(state.changesCursor === null || state.streamMovedOn
+      ? `recent=${FEED_MAX}`
+      : `after=${encodeURIComponent(state.changesCursor)}&limit=${FEED_MAX}`);
+    if (!page) return;
+    state.changesCursor = page.next_cursor;
+    state.streamMovedOn = false;
+    for (const change of page.changes) onChange(change);
   }
 
   // ---- Incoming data --------------------------------------------------------------------
@@ -376,13 +414,24 @@
   }
 
   function onChange(change) {
-    if (!change || typeof change.model_id !== 'string') return;
+    if (addChange(change, 'newer')) renderFeed();
+  }
+
+  // Puts a change on top ('newer') or at the bottom ('older') of the feed; false if it is
+  // not a change or is shown already.
+  function addChange(change, where) {
+    if (!change || typeof change.model_id !== 'string') return false;
     const key = `${change.region}:${change.position}`;
-    if (state.feed.some((c) => c.key === key)) return;
-    state.feed.unshift({ ...change, key });
-    state.feed.length = Math.min(state.feed.length, FEED_MAX);
+    if (state.feed.some((c) => c.key === key)) return false;
+    if (where === 'older') {
+      if (state.feed.length >= FEED_MAX) return false;
+      state.feed.push({ ...change, key });
+    } else {
+      state.feed.unshift({ ...change, key });
+      state.feed.length = Math.min(state.feed.length, FEED_MAX);
+    }
     if (!change.name) lookupName(change.model_id);
-    renderFeed();
+    return true;
   }
 
   async function lookupName(id) {
@@ -677,6 +726,7 @@
     }
     setLocale(initialLocale(), false);
     connectStream();
+    loadRecentChanges();
     loadSeries();
     setInterval(loadSeries, SERIES_REFRESH_MS);
     // Ages keep growing between updates; stale regions must not look frozen.

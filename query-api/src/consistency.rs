@@ -2,21 +2,18 @@
 //! `Consistency-Token` header) waits, up to a bound, until what it reads includes that event.
 //! Without a token a read never waits.
 
-use std::time::Duration;
-
 use axum::http::HeaderMap;
-use domain::{ConsistencyToken, StreamId};
+use domain::ConsistencyToken;
 use projector::ActorId;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
+
+use event_store::catalogue;
 
 use crate::problem::QueryError;
 use crate::state::QueryState;
 
 pub const HEADER: &str = "consistency-token";
-
-/// How often the catalogue is re-read while waiting; a write reaches it through one topic.
-const CATALOGUE_POLL: Duration = Duration::from_millis(15);
 
 /// The token a read asks for: `?after=` wins over the header; neither means "don't wait".
 pub fn requested(
@@ -44,7 +41,7 @@ pub async fn until_counted(state: &QueryState, token: &ConsistencyToken) -> Resu
     let key = token.stream.model_id().as_str().as_bytes();
     let actor = ActorId::new(
         token.region.clone(),
-        outbox_relay::partition_for(key, state.partitions),
+        domain::partition_for(key, state.partitions),
     );
     let deadline = Instant::now() + state.read_wait;
     // Subscribe before looking, so a change between the look and the wait still wakes us.
@@ -67,36 +64,43 @@ pub async fn until_counted(state: &QueryState, token: &ConsistencyToken) -> Resu
 }
 
 /// Waits until this node's catalogue has the stream at the token's sequence or later.
+///
+/// One look at the catalogue, then the wait is driven by the catalogue follower's change feed
+/// (it announces each event once its batch is committed): no query while waiting, whatever the
+/// number of waiting reads. Subscribing before the look means an event committed between the
+/// look and the wait is still heard. Only a listener that fell behind the feed (and so may have
+/// missed the event) looks again.
 pub async fn until_catalogued(
     state: &QueryState,
     token: &ConsistencyToken,
 ) -> Result<(), QueryError> {
     check_region(state, token)?;
     let deadline = Instant::now() + state.read_wait;
-    loop {
-        let version: Option<i64> = match &token.stream {
-            StreamId::Model(model) => {
-                sqlx::query_scalar("SELECT version FROM catalogue_models WHERE model_id = $1")
-                    .bind(model.as_str())
-                    .fetch_optional(&state.pool)
-                    .await?
-            }
-            StreamId::Availability { region, model } => sqlx::query_scalar(
-                "SELECT version FROM catalogue_availability WHERE region = $1 AND model_id = $2",
-            )
-            .bind(region.as_str())
-            .bind(model.as_str())
-            .fetch_optional(&state.pool)
-            .await?,
-        };
-        if version.is_some_and(|v| u64::try_from(v).is_ok_and(|v| v >= token.sequence)) {
-            return Ok(());
-        }
-        if Instant::now() + CATALOGUE_POLL > deadline {
-            return Err(timed_out(state, token));
-        }
-        tokio::time::sleep(CATALOGUE_POLL).await;
+    let mut changes = state.feed.subscribe();
+    if catalogued(state, token).await? {
+        return Ok(());
     }
+    loop {
+        match tokio::time::timeout_at(deadline, changes.recv()).await {
+            Ok(Ok(notice)) => {
+                if notice.reaches(&token.stream, token.sequence) {
+                    return Ok(());
+                }
+            }
+            Ok(Err(RecvError::Lagged(_))) => {
+                if catalogued(state, token).await? {
+                    return Ok(());
+                }
+            }
+            Ok(Err(RecvError::Closed)) | Err(_) => return Err(timed_out(state, token)),
+        }
+    }
+}
+
+/// Whether the catalogue holds the token's stream at its sequence or later.
+async fn catalogued(state: &QueryState, token: &ConsistencyToken) -> Result<bool, QueryError> {
+    let version = catalogue::stream_version(&state.pool, &token.stream).await?;
+    Ok(version.is_some_and(|v| u64::try_from(v).is_ok_and(|v| v >= token.sequence)))
 }
 
 fn check_region(state: &QueryState, token: &ConsistencyToken) -> Result<(), QueryError> {

@@ -7,8 +7,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::{OperationalStatus, ProviderId, RegionId};
-use projector::{CountSnapshot, GlobalView, ProviderCounts};
+use domain::RegionId;
+use http_problem::PathParams;
+use projector::{CountSnapshot, GlobalView, Totals};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -16,7 +17,7 @@ use crate::consistency;
 use crate::openapi::{
     CacheHeaders, ConsistencyHeader, GatewayTimeout, NotFound, NotModified, Unprocessable,
 };
-use crate::params::{Params, PathParams};
+use crate::params::Params;
 use crate::problem::QueryError;
 use crate::state::QueryState;
 
@@ -54,15 +55,8 @@ pub struct FreshnessBody {
 /// Counts, global or as one region sees them, with each region's freshness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CountsBody {
-    pub total: i64,
-    pub active: i64,
-    pub inactive: i64,
-    pub retired: i64,
-    /// Non-retired models per operational status.
-    #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
-    pub by_status: BTreeMap<OperationalStatus, i64>,
-    #[schema(value_type = BTreeMap<String, ProviderCounts>)]
-    pub by_provider: BTreeMap<ProviderId, ProviderCounts>,
+    #[serde(flatten)]
+    pub totals: Totals,
     pub regions: BTreeMap<RegionId, RegionFreshness>,
     /// Projection version at this node; also the ETag.
     pub version: u64,
@@ -110,7 +104,7 @@ pub async fn global_counts(
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
     if let Some(at) = &query.at {
-        return Ok(crate::history::counts_at(&state, at, None).await);
+        return crate::history::counts_at(&state, at, None).await;
     }
     serve(&state, &headers, query.after.as_deref(), None).await
 }
@@ -130,7 +124,7 @@ pub async fn global_counts(
 #[tracing::instrument(skip_all, fields(region = %region))]
 pub async fn region_counts(
     State(state): State<QueryState>,
-    PathParams(region): PathParams<String>,
+    PathParams(region, _): PathParams<String, QueryError>,
     Params(query): Params<CountsQuery>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
@@ -139,7 +133,7 @@ pub async fn region_counts(
         _ => return Err(QueryError::UnknownRegion(region)),
     };
     if let Some(at) = &query.at {
-        return Ok(crate::history::counts_at(&state, at, Some(&region)).await);
+        return crate::history::counts_at(&state, at, Some(&region)).await;
     }
     serve(&state, &headers, query.after.as_deref(), Some(&region)).await
 }
@@ -221,6 +215,7 @@ fn body(
     only: Option<&RegionId>,
 ) -> CountsBody {
     let now = Utc::now();
+    let (totals, counted) = counts.split();
     let regions = heartbeats(state, only, now)
         .map(|(region, heartbeat)| {
             let actors: Vec<_> = view
@@ -232,7 +227,7 @@ fn body(
                 .filter_map(|a| a.watermark().last_event)
                 .max_by_key(|mark| mark.occurred_at);
             let freshness = RegionFreshness {
-                available: counts.regions.get(&region).map_or(0, |r| r.available),
+                available: counted.get(&region).map_or(0, |r| r.available),
                 last_event_position: last.map(|m| m.position),
                 last_event_at: last.map(|m| m.occurred_at),
                 offsets: actors
@@ -245,12 +240,7 @@ fn body(
         })
         .collect();
     CountsBody {
-        total: counts.total,
-        active: counts.active,
-        inactive: counts.inactive,
-        retired: counts.retired,
-        by_status: counts.by_status,
-        by_provider: counts.by_provider,
+        totals,
         regions,
         version,
         node_region: state.region.clone(),

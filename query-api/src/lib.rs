@@ -1,8 +1,10 @@
 //! The read side of a region node: counts from the merged CRDT view, read-your-writes, the
 //! catalogue of models, live push over SSE, liveness, readiness, Prometheus metrics.
 
+mod changes;
 mod consistency;
 mod counts;
+mod cursor;
 mod dashboard;
 mod health;
 pub mod history;
@@ -11,11 +13,14 @@ mod models;
 mod openapi;
 mod params;
 mod problem;
+mod readiness;
 mod routes;
 mod state;
 pub mod stream;
 
+pub use history::HistoryGate;
 pub use openapi::ApiDoc;
+pub use readiness::TaskHealth;
 pub use routes::router;
 pub use state::QueryState;
 pub use stream::hub::{StreamHub, run_hub};

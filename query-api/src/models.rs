@@ -7,12 +7,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::{Lifecycle, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId};
+use domain::{Lifecycle, ModelId, OperationalStatus, ProviderId, RegionId};
+use event_store::catalogue::{self, CatalogueRow, ModelFilter};
 use serde::{Deserialize, Serialize};
-use sqlx::types::Json;
 use utoipa::ToSchema;
 
 use crate::consistency;
+use crate::cursor;
 use crate::locale;
 use crate::openapi::{
     ConsistencyHeader, GatewayTimeout, LanguageHeader, Unavailable, Unprocessable,
@@ -115,26 +116,6 @@ pub struct RegionAvailability {
     pub since: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    model_id: String,
-    provider: String,
-    home_region: String,
-    name: Json<LocalizedText>,
-    description: Option<Json<LocalizedText>>,
-    lifecycle: String,
-    status: String,
-    version: i64,
-    updated_at: DateTime<Utc>,
-    available_in: Vec<String>,
-}
-
-const SELECT: &str = "SELECT m.model_id, m.provider, m.home_region, m.name, m.description,
-        m.lifecycle, m.status, m.version, m.updated_at,
-        ARRAY(SELECT a.region FROM catalogue_availability a
-              WHERE a.model_id = m.model_id AND a.served ORDER BY a.region) AS available_in
-   FROM catalogue_models m";
-
 /// The catalogue, filtered, in pages ordered by id; names in the negotiated language.
 #[utoipa::path(
     get, path = "/v1/models", tag = "models", operation_id = "list_models",
@@ -155,27 +136,7 @@ pub async fn list(
     if let Some(token) = consistency::requested(&headers, query.after.as_deref())? {
         consistency::until_catalogued(&state, &token).await?;
     }
-    // Keyset pagination on the id (byte order): a page never repeats or skips a model that
-    // existed when the listing began, however many are added meanwhile.
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "{SELECT}
-          WHERE ($1::text IS NULL OR m.provider = $1)
-            AND ($2::text IS NULL OR m.lifecycle = $2)
-            AND ($3::text IS NULL OR m.status = $3)
-            AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM catalogue_availability r
-                 WHERE r.model_id = m.model_id AND r.region = $4 AND r.served))
-            AND ($5::text IS NULL OR m.model_id COLLATE \"C\" > $5)
-          ORDER BY m.model_id COLLATE \"C\"
-          LIMIT $6"
-    ))
-    .bind(filter.provider.as_ref().map(ProviderId::as_str))
-    .bind(filter.lifecycle.map(Lifecycle::as_str))
-    .bind(filter.status.map(OperationalStatus::as_str))
-    .bind(filter.region.as_ref().map(RegionId::as_str))
-    .bind(filter.after.as_ref().map(ModelId::as_str))
-    .bind(filter.limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = catalogue::list(&state.pool, &filter.rows, filter.limit + 1).await?;
     let more = rows.len() as i64 > filter.limit;
     let items: Vec<ModelView> = rows
         .into_iter()
@@ -183,7 +144,7 @@ pub async fn list(
         .map(|row| view(row, &locale))
         .collect();
     let next_cursor = more
-        .then(|| items.last().map(|last| encode_cursor(&last.id)))
+        .then(|| items.last().map(|last| cursor::encode(&last.id)))
         .flatten();
     Ok(axum::Json(ModelPage {
         items,
@@ -207,17 +168,10 @@ pub async fn one(
     if let Some(token) = consistency::requested(headers, query.after.as_deref())? {
         consistency::until_catalogued(state, &token).await?;
     }
-    let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE m.model_id = $1"))
-        .bind(model.as_str())
-        .fetch_optional(&state.pool)
-        .await?;
-    let row = row.ok_or_else(|| QueryError::UnknownModel(raw.to_owned()))?;
-    let changes: Vec<(String, bool, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT region, served, updated_at FROM catalogue_availability WHERE model_id = $1",
-    )
-    .bind(model.as_str())
-    .fetch_all(&state.pool)
-    .await?;
+    let row = catalogue::get(&state.pool, &model)
+        .await?
+        .ok_or_else(|| QueryError::UnknownModel(raw.to_owned()))?;
+    let changes = catalogue::availability_of(&state.pool, &model).await?;
     let mut regions: BTreeMap<String, RegionAvailability> = state
         .regions
         .iter()
@@ -229,9 +183,12 @@ pub async fn one(
             (region.to_string(), availability)
         })
         .collect();
-    for (region, served, since) in changes {
-        let since = Some(since);
-        regions.insert(region, RegionAvailability { served, since });
+    for change in changes {
+        let availability = RegionAvailability {
+            served: change.served,
+            since: Some(change.updated_at),
+        };
+        regions.insert(change.region, availability);
     }
     let detail = ModelDetail {
         model: view(row, &locale),
@@ -241,7 +198,7 @@ pub async fn one(
     Ok(axum::Json(detail).into_response())
 }
 
-fn view(row: Row, locale: &str) -> ModelView {
+fn view(row: CatalogueRow, locale: &str) -> ModelView {
     ModelView {
         name: row.name.0.resolve(locale).to_owned(),
         description: row
@@ -262,11 +219,7 @@ fn view(row: Row, locale: &str) -> ModelView {
 
 /// A listing's filters, validated.
 struct Filter {
-    provider: Option<ProviderId>,
-    region: Option<RegionId>,
-    lifecycle: Option<Lifecycle>,
-    status: Option<OperationalStatus>,
-    after: Option<ModelId>,
+    rows: ModelFilter,
     limit: i64,
 }
 
@@ -319,36 +272,23 @@ impl Filter {
             ));
         }
         Ok(Self {
-            provider,
-            region,
-            lifecycle,
-            status,
-            after,
+            rows: ModelFilter {
+                provider,
+                lifecycle,
+                status,
+                region,
+                after,
+            },
             limit,
         })
     }
 }
 
-/// Cursors are opaque to clients: the last id of a page, hex-encoded.
-fn encode_cursor(id: &str) -> String {
-    id.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
+/// A listing's cursor: the last id of the page before.
 fn decode_cursor(raw: &str) -> Result<ModelId, QueryError> {
-    let bad = || QueryError::invalid("cursor", "is not a cursor this API issued");
-    if !raw.len().is_multiple_of(2) || raw.len() > 256 {
-        return Err(bad());
-    }
-    let bytes = (0..raw.len())
-        .step_by(2)
-        .map(|i| {
-            raw.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(bad)?;
-    let id = String::from_utf8(bytes).map_err(|_| bad())?;
-    ModelId::parse(&id).map_err(|_| bad())
+    let id = cursor::decode(raw)?;
+    ModelId::parse(&id)
+        .map_err(|_| QueryError::invalid("cursor", "is not a cursor this API issued"))
 }
 
 #[cfg(test)]
@@ -356,11 +296,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cursor_round_trips_and_garbage_is_refused() {
-        let cursor = encode_cursor("openai/gpt-5");
-        assert_eq!(decode_cursor(&cursor).unwrap().as_str(), "openai/gpt-5");
-        for bad in ["", "0", "zz", "4142", &"41".repeat(200)] {
-            assert!(decode_cursor(bad).is_err(), "{bad:?} accepted");
-        }
+    fn a_listing_cursor_must_hold_a_model_id() {
+        let page = cursor::encode("openai/gpt-5");
+        assert_eq!(decode_cursor(&page).unwrap().as_str(), "openai/gpt-5");
+        assert!(decode_cursor(&cursor::encode("Not An Id")).is_err());
     }
 }

@@ -1,31 +1,12 @@
 //! The read side's OpenAPI document: schemas, the headers reads take and the problem responses,
 //! shared by the `#[utoipa::path]` annotations on the handlers.
 
+use http_problem::ProblemDocument as Problem;
 use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 
 use crate::counts::{CountsBody, FreshnessBody};
 use crate::models::{ModelDetail, ModelPage};
-use crate::{counts, dashboard, health, history, models, routes, stream};
-
-/// An error, in the same shape as the command side's (RFC 9457,
-/// `application/problem+json`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // rendered by `QueryError`; here for the schema only
-pub struct Problem {
-    /// `/problems/<code>`, relative to the API's origin.
-    #[schema(example = "/problems/unknown-region")]
-    r#type: String,
-    #[schema(example = "Not Found")]
-    title: String,
-    #[schema(example = 404, minimum = 400, maximum = 599)]
-    status: u16,
-    detail: String,
-    /// Stable machine-readable name of the failure.
-    #[schema(example = "unknown-region")]
-    code: String,
-    /// The query parameter at fault (`invalid-parameter`).
-    field: Option<String>,
-}
+use crate::{changes, counts, dashboard, health, history, models, routes, stream};
 
 /// `GET /healthz`.
 #[derive(Debug, ToSchema)]
@@ -35,16 +16,42 @@ pub(crate) struct Health {
     status: String,
 }
 
-/// `GET /readyz`: `ready` with the schema version, or `not ready` with the reason.
+/// `GET /readyz` when ready.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // built with `json!`; here for the schema only
 pub(crate) struct Readiness {
     #[schema(example = "ready")]
     status: String,
-    /// Latest migration applied (when ready).
-    schema_version: Option<i64>,
-    /// Why not (when not ready).
-    reason: Option<String>,
+    /// Latest migration applied.
+    schema_version: i64,
+}
+
+/// `GET /readyz` when not ready: a problem document (`not-ready`) whose `reasons` name every
+/// part that keeps the node from being ready, `detail` joins them.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // rendered by the readiness route; here for the schema only
+pub(crate) struct NotReady {
+    #[schema(example = "/problems/not-ready")]
+    r#type: String,
+    #[schema(example = "Service Unavailable")]
+    title: String,
+    #[schema(example = 503)]
+    status: u16,
+    #[schema(
+        example = "projector: undecodable record at aigo.events.eu-west partition 1 offset 17: \
+            event schema version 99 is newer than this build understands (1)"
+    )]
+    detail: String,
+    #[schema(example = "not-ready")]
+    code: String,
+    /// `<part>: <why>`, one per part: `database`, `projector` (also while catching up),
+    /// `catalogue follower`, `state exchange`, `outbox relay`, ... A failed task stays listed
+    /// until its restart is healthy again.
+    #[schema(example = json!([
+        "projector: undecodable record at aigo.events.eu-west partition 1 offset 17: event \
+            schema version 99 is newer than this build understands (1)"
+    ]))]
+    reasons: Vec<String>,
 }
 
 /// The read-your-writes header; `?after=` wins over it.
@@ -107,8 +114,9 @@ pub(crate) struct NotFound(#[allow(dead_code)] Problem);
 #[response(status = 422, content_type = "application/problem+json")]
 pub(crate) struct Unprocessable(#[allow(dead_code)] Problem);
 
-/// The read model is unreachable, or (for the stream) every slot is taken; retry
-/// (`unavailable`, `too-many-streams`).
+/// The read model is unreachable, a read ran past the statement timeout, or every slot is
+/// taken (the stream's, or the history reads'); retry (`unavailable`, `read-timeout`,
+/// `too-many-streams`, `busy`).
 #[derive(IntoResponses)]
 #[response(
     status = 503,
@@ -116,6 +124,16 @@ pub(crate) struct Unprocessable(#[allow(dead_code)] Problem);
     headers(("Retry-After" = String, description = "Seconds"))
 )]
 pub(crate) struct Unavailable(#[allow(dead_code)] Problem);
+
+/// This client's address holds as many live streams as one address may
+/// (`too-many-streams-from-host`); close one, then retry.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    content_type = "application/problem+json",
+    headers(("Retry-After" = String, description = "Seconds"))
+)]
+pub(crate) struct TooManyRequests(#[allow(dead_code)] Problem);
 
 /// The projection did not include the consistency token's event in time; retry
 /// (`consistency-timeout`).
@@ -134,6 +152,7 @@ pub(crate) struct GatewayTimeout(#[allow(dead_code)] Problem);
         models::list,
         routes::model_route,
         stream::sse::stream,
+        changes::changes,
         dashboard::operations::dashboard,
         dashboard::operations::script,
         dashboard::operations::style,
@@ -147,7 +166,8 @@ pub(crate) struct GatewayTimeout(#[allow(dead_code)] Problem);
         (name = "counts", description = "Global and per-region counts from the merged CRDT \
             view, with freshness per region."),
         (name = "models", description = "The catalogue: filters, cursor pagination, locales."),
-        (name = "stream", description = "Live push over Server-Sent Events."),
+        (name = "stream", description = "Live push over Server-Sent Events, and the same \
+            changes by cursor for clients that poll."),
         (name = "history", description = "Counts over time and every event of a model, by \
             replaying the event log."),
         (name = "dashboard", description = "The live dashboard page and its assets."),

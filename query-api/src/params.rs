@@ -1,7 +1,8 @@
-//! Query-string and path parameters, with a malformed one answered by a problem document
-//! (axum's own rejections are plain text).
+//! Query-string parameters, with a malformed one answered by a problem document (axum's own
+//! rejections are plain text); path parameters use `http_problem::PathParams`.
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::Uri;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -18,27 +19,13 @@ where
     type Rejection = QueryError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Query::try_from_uri(&parts.uri)
-            .map(|Query(params)| Self(params))
-            .map_err(|rejection| QueryError::invalid("query", rejection.body_text()))
+        from_uri(&parts.uri).map(Self)
     }
 }
 
-/// Path parameters; a rejection (a percent-encoded byte that is not UTF-8) is a 422.
-#[derive(Debug)]
-pub struct PathParams<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for PathParams<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = QueryError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::from_request_parts(parts, state)
-            .await
-            .map(|Path(params)| Self(params))
-            .map_err(|rejection| QueryError::invalid("path", rejection.body_text()))
-    }
+/// The query string of `uri` as `T`; a malformed one is a 422 naming `query`.
+pub fn from_uri<T: DeserializeOwned>(uri: &Uri) -> Result<T, QueryError> {
+    Query::try_from_uri(uri)
+        .map(|Query(params)| params)
+        .map_err(|rejection| QueryError::invalid("query", rejection.body_text()))
 }

@@ -1,9 +1,9 @@
 //! Every way a read can fail, as an `application/problem+json` document (RFC 9457) in the same
 //! shape as the command side's: `type` `/problems/<code>`, `title`, `status`, `detail`, `code`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use http_problem::{PathRejected, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -19,8 +19,24 @@ pub enum QueryError {
     ConsistencyTimeout { token: String, waited_ms: u128 },
     #[error("{0} live streams are open, the most this node serves; retry later")]
     TooManyStreams(usize),
+    #[error("this client holds {0} live streams, the most one address may hold; close one first")]
+    TooManyStreamsFromHost(usize),
     #[error("the read model is unavailable; retry later")]
     Unavailable,
+    #[error("{0}")]
+    InvalidInstant(String),
+    #[error("{0}")]
+    InvalidSeries(String),
+    #[error("the event log is unavailable; retry later")]
+    LogUnavailable,
+    #[error("{0} history reads are running, the most this node runs at once; retry later")]
+    Busy(usize),
+    #[error("this node starts at most {0} history reads a second; retry later")]
+    OverBudget(u32),
+    #[error("the read took longer than this node allows; narrow it or retry later")]
+    ReadTimeout,
+    #[error("{0}")]
+    Internal(&'static str),
 }
 
 impl QueryError {
@@ -38,7 +54,15 @@ impl QueryError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Self::ConsistencyTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::TooManyStreams(_) | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyStreamsFromHost(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyStreams(_)
+            | Self::Unavailable
+            | Self::LogUnavailable
+            | Self::Busy(_)
+            | Self::OverBudget(_)
+            | Self::ReadTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidInstant(_) | Self::InvalidSeries(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -51,55 +75,71 @@ impl QueryError {
             Self::InvalidConsistencyToken(_) => "invalid-consistency-token",
             Self::ConsistencyTimeout { .. } => "consistency-timeout",
             Self::TooManyStreams(_) => "too-many-streams",
-            Self::Unavailable => "unavailable",
+            Self::TooManyStreamsFromHost(_) => "too-many-streams-from-host",
+            Self::Unavailable | Self::LogUnavailable => "unavailable",
+            Self::Busy(_) | Self::OverBudget(_) => "busy",
+            Self::ReadTimeout => "read-timeout",
+            Self::InvalidInstant(_) => "invalid-instant",
+            Self::InvalidSeries(_) => "invalid-series",
+            Self::Internal(_) => "internal",
         }
     }
 }
 
+impl QueryError {
+    /// The event log (history's source) could not be read.
+    pub fn log_unavailable(error: &sqlx::Error) -> Self {
+        if is_statement_timeout(error) {
+            return Self::from_timeout(error);
+        }
+        tracing::warn!(%error, "event log unavailable");
+        Self::LogUnavailable
+    }
+
+    fn from_timeout(error: &sqlx::Error) -> Self {
+        tracing::warn!(%error, "a read hit the read pool's statement timeout");
+        metrics::counter!("reads_timed_out_total").increment(1);
+        Self::ReadTimeout
+    }
+}
+
+/// PostgreSQL's `query_canceled` (SQLSTATE 57014): the read pool's `statement_timeout` fired.
+fn is_statement_timeout(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "57014")
+}
+
 impl From<sqlx::Error> for QueryError {
     fn from(error: sqlx::Error) -> Self {
+        if is_statement_timeout(&error) {
+            return Self::from_timeout(&error);
+        }
         tracing::warn!(%error, "read model unavailable");
         Self::Unavailable
     }
 }
 
-impl IntoResponse for QueryError {
-    fn into_response(self) -> Response {
-        let field = match &self {
-            Self::InvalidParameter { field, .. } => Some(*field),
-            _ => None,
-        };
-        document(self.status(), self.code(), &self.to_string(), field)
+impl From<PathRejected> for QueryError {
+    fn from(rejected: PathRejected) -> Self {
+        Self::invalid("path", rejected.0)
     }
 }
 
-/// A problem document: `type` `/problems/<code>`, `title`, `status`, `detail`, `code`, and the
-/// offending parameter as `field` when there is one.
-pub(crate) fn document(
-    status: StatusCode,
-    code: &str,
-    detail: &str,
-    field: Option<&str>,
-) -> Response {
-    let mut body = json!({
-        "type": format!("/problems/{code}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
-    if let (Some(field), Some(fields)) = (field, body.as_object_mut()) {
-        fields.insert("field".into(), json!(field));
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        let mut problem = Problem::new(self.status(), self.code(), self.to_string());
+        if let Self::InvalidParameter { field, .. } = &self {
+            problem = problem.with("field", *field);
+        }
+        if problem.status() == StatusCode::TOO_MANY_REQUESTS {
+            // Only this client's own streams free its slots.
+            problem = problem.retry_after(5);
+        } else if problem.status() == StatusCode::SERVICE_UNAVAILABLE {
+            // Every cause passes quickly: a stream slot frees up, the database comes back.
+            problem = problem.retry_after(2);
+        }
+        problem.into_response()
     }
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        // Both causes pass quickly: a stream slot frees up, the database comes back.
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-    }
-    response
 }

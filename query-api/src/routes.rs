@@ -1,18 +1,22 @@
+//! The read side's router: counts, models, history, stream, health and metrics.
+
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
+use http_problem::PathParams;
 
 use crate::health::{healthz, metrics, readyz};
+use crate::history::model::HistoryPage;
 use crate::models::{self, ModelDetail, OneQuery};
 use crate::openapi::{
     ConsistencyHeader, GatewayTimeout, LanguageHeader, NotFound, Unavailable, Unprocessable,
 };
-use crate::params::{Params, PathParams};
+use crate::params::{self, Params};
 use crate::problem::QueryError;
 use crate::state::QueryState;
-use crate::{counts, history, stream};
+use crate::{changes, counts, history, stream};
 
 /// Every read route. Model ids contain `/`, so `GET /v1/models/{id}` is matched by a trailing
 /// wildcard, as the command routes are.
@@ -27,6 +31,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*rest}", get(model_route))
         .route("/v1/stream", get(stream::sse::stream))
+        .route("/v1/changes", get(changes::changes))
         .merge(crate::dashboard::router())
         .with_state(state)
 }
@@ -42,14 +47,16 @@ pub fn router(state: QueryState) -> Router {
 )]
 pub(crate) async fn model_route(
     State(state): State<QueryState>,
-    PathParams(rest): PathParams<String>,
+    PathParams(rest, _): PathParams<String, QueryError>,
     Params(query): Params<OneQuery>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, QueryError> {
     // `<id>/history` is the model's audit trail; ids never end in `/history` (`history` alone
     // is not a model id's last segment by convention: the route takes precedence).
     if let Some(id) = rest.strip_suffix("/history") {
-        return Ok(history::model_history(State(state), Path(id.to_owned())).await);
+        let page: HistoryPage = params::from_uri(&uri)?;
+        return history::model_history(&state, id, page).await;
     }
     models::one(&state, &rest, query, &headers).await
 }

@@ -1,10 +1,14 @@
+//! The state the read side's handlers share: the live projection, the pool and their settings.
+
 use std::time::Duration;
 
 use domain::RegionId;
 use metrics_exporter_prometheus::PrometheusHandle;
-use projector::runtime::projection::Projection;
+use projector::{ChangeFeed, Projection};
 use sqlx::PgPool;
 
+use crate::history::HistoryGate;
+use crate::readiness::TaskHealth;
 use crate::stream::hub::StreamHub;
 
 /// What the read routes share.
@@ -13,6 +17,8 @@ pub struct QueryState {
     pub pool: PgPool,
     pub metrics: Option<PrometheusHandle>,
     pub projection: Projection,
+    /// Every event the catalogue follower commits, as it commits it.
+    pub feed: ChangeFeed,
     /// This node's region.
     pub region: RegionId,
     /// Every region of the deployment, this one included.
@@ -25,6 +31,10 @@ pub struct QueryState {
     pub read_wait: Duration,
     /// Live clients and the events they may resume from.
     pub hub: StreamHub,
+    /// How many history reads may run at once.
+    pub history: HistoryGate,
     /// How often a live stream reports freshness (also its heartbeat).
     pub stream_tick: Duration,
+    /// Background tasks that failed and are not healthy again (`/readyz` lists them).
+    pub health: TaskHealth,
 }

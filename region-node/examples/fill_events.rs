@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{TimeDelta, Utc};
 use clap::Parser;
+use domain::partition_for;
 use domain::{
     EventEnvelope, EventPayload, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId,
     StreamId, WithdrawReason,
 };
-use outbox_relay::{TopicSpec, ensure_topics, partition_for};
+use outbox_relay::{TopicSpec, ensure_topics};
 use projector::{ActorId, Replay};
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;

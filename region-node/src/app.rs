@@ -1,3 +1,5 @@
+//! Composing a node: the HTTP server, the relay, the projector, the exchange and the follower, supervised.
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -6,13 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use command_api::{Authenticator, CommandRateLimit, CommandService, CommandState};
-use domain::RegionId;
 use event_store::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use outbox_relay::{RelayConfig, TopicSpec};
-use projector::runtime::change_feed::ChangeFeed;
-use projector::runtime::projection::Projection;
-use query_api::{QueryState, StreamHub};
+use projector::ChangeFeed;
+use projector::Projection;
+use query_api::history::index::{BlockPolicy, run_indexer};
+use query_api::{HistoryGate, QueryState, StreamHub, TaskHealth};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -21,7 +23,11 @@ use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::streams::{self, StreamsPlan};
+use crate::supervisor::{Recovery, Supervisor};
 use crate::{database, http, withdrawals};
+
+/// Live streams never tick faster than this, whatever the settings say.
+const MIN_STREAM_TICK: Duration = Duration::from_millis(100);
 
 /// A built node, listening but not yet serving: `run_until_stopped` drives it.
 #[derive(Debug)]
@@ -35,6 +41,10 @@ pub struct Application {
     feed: ChangeFeed,
     queries: QueryState,
     withdrawal_interval: Duration,
+    /// A connection whose written data the client does not take for this long is closed.
+    write_timeout: Duration,
+    /// How the history index cuts blocks; `None`: no index (history replays).
+    history_index: Option<BlockPolicy>,
     pool: PgPool,
 }
 
@@ -54,20 +64,21 @@ impl Application {
         pool: PgPool,
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<Self> {
-        let region = RegionId::parse(&settings.region).context("configuration: region")?;
-        let topic = settings.events_topic(region.as_str());
+        let region = settings.region.clone();
+        let topic = settings.events_topic(&region);
         let auth = Authenticator::new(&settings.tokens)
             .map_err(|e| anyhow::anyhow!("configuration: tokens: {e}"))?;
-        let regions = settings
-            .all_regions()
-            .iter()
-            .map(|r| RegionId::parse(r))
-            .collect::<Result<Vec<_>, _>>()
-            .context("configuration: regions")?;
+        let regions = settings.all_regions();
         let streams = StreamsPlan::new(settings, &region);
         let projection = Projection::new();
+        let feed = ChangeFeed::new();
         let store = EventStore::new(pool.clone(), region.clone(), topic.clone());
-        let service = CommandService::new(store);
+        let ownership = settings.ownership().context("configuration: ownership")?;
+        tracing::info!(
+            fingerprint = ownership.fingerprint(),
+            "registry ownership (must be equal on every node)"
+        );
+        let service = CommandService::new(store, ownership);
         let commands = CommandState {
             service: service.clone(),
             auth: Arc::new(auth),
@@ -77,20 +88,34 @@ impl Application {
             ),
         };
         let queries = QueryState {
-            pool: pool.clone(),
+            pool: database::read_pool(&pool, &settings.database),
             metrics,
             projection: projection.clone(),
+            feed: feed.clone(),
             region,
             regions,
             partitions: settings.kafka.partitions,
-            stale_after: Duration::from_millis(settings.projector.stale_after_ms),
-            read_wait: Duration::from_millis(settings.http.read_wait_ms),
-            hub: StreamHub::new(settings.http.max_streams),
-            stream_tick: Duration::from_millis(settings.http.stream_tick_ms.max(100)),
+            stale_after: settings.projector.stale_after,
+            read_wait: settings.http.read_wait,
+            hub: StreamHub::with_per_host_cap(
+                settings.http.max_streams,
+                settings.http.max_streams_per_client,
+            ),
+            history: {
+                let gate = HistoryGate::new(settings.http.max_history_reads.get())
+                    .with_budget(settings.http.history_reads_per_second);
+                if settings.history.index {
+                    gate.with_index(settings.history.index_wait)
+                } else {
+                    gate
+                }
+            },
+            stream_tick: settings.http.stream_tick.max(MIN_STREAM_TICK),
+            health: TaskHealth::new(),
         };
         let mut relay = RelayConfig::new(settings.kafka.brokers.clone())
             .with_topic(TopicSpec::new(topic, settings.kafka.partitions));
-        relay.message_timeout = Duration::from_millis(settings.kafka.message_timeout_ms);
+        relay.message_timeout = settings.kafka.message_timeout;
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
@@ -101,9 +126,14 @@ impl Application {
             streams,
             service,
             projection,
-            feed: ChangeFeed::new(),
+            feed,
             queries,
-            withdrawal_interval: Duration::from_millis(settings.projector.withdrawal_interval_ms),
+            withdrawal_interval: settings.projector.withdrawal_interval,
+            write_timeout: settings.http.write_timeout,
+            history_index: settings.history.index.then_some(BlockPolicy {
+                block_events: settings.history.block_events.get(),
+                fold_every_events: settings.history.fold_every_events,
+            }),
             pool,
         })
     }
@@ -112,29 +142,56 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves HTTP and runs the outbox relay until `shutdown` resolves or a task fails; then
-    /// stops the others gracefully and says how each ended.
+    /// The node's routes, as `run_until_stopped` serves them (for in-process requests).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves HTTP and runs the background tasks until `shutdown` resolves; then stops them
+    /// gracefully and says how each ended. The background tasks run under a [`Supervisor`]
+    /// (a failed one is reported by `/readyz` and restarted with backoff); only the HTTP
+    /// server ending on its own stops the node early (with an error).
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
-        let when_stopped = move || {
-            let mut stopped = stopped.clone();
-            async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }
-        };
+        let supervisor = Supervisor::new(self.queries.health.clone(), stopped);
+        let healthy_run = Recovery::After(supervisor.healthy_run());
         let mut tasks = JoinSet::new();
-        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(when_stopped());
+        let serve = crate::serve::serve(
+            self.listener,
+            self.router,
+            self.write_timeout,
+            supervisor.stopping().wait(),
+        );
         tasks.spawn(async move { ("http server", serve.await.map_err(anyhow::Error::from)) });
-        let relay = outbox_relay::run(self.relay, self.pool.clone(), when_stopped());
-        tasks.spawn(async move { ("outbox relay", relay.await.map_err(anyhow::Error::from)) });
-        let hub = query_api::run_hub(self.queries, self.feed.clone(), when_stopped());
+        let (relay, pool) = (self.relay, self.pool.clone());
+        let relaying = supervisor.clone();
+        let recovery = healthy_run.clone();
         tasks.spawn(async move {
+            let relay = relaying.run("outbox relay", recovery, |stopping| {
+                let running = outbox_relay::run(relay.clone(), pool.clone(), stopping.wait());
+                async move { Ok(running.await?) }
+            });
+            relay.await;
+            ("outbox relay", Ok(()))
+        });
+        let queries = self.queries;
+        let hub = supervisor.clone();
+        let recovery = healthy_run.clone();
+        tasks.spawn(async move {
+            let hub = hub.run("stream hub", recovery, |stopping| {
+                let running = query_api::run_hub(queries.clone(), stopping.wait());
+                async move {
+                    running.await;
+                    Ok(())
+                }
+            });
             hub.await;
             ("stream hub", Ok(()))
         });
+        let (index_pool, index_feed) = (self.pool.clone(), self.feed.clone());
         let retirements = Arc::new(Notify::new());
         let streaming = streams::run(
             self.streams,
@@ -142,17 +199,41 @@ impl Application {
             self.projection,
             retirements.clone(),
             self.feed,
-            when_stopped.clone(),
-        );
-        tasks.spawn(async move { ("streams", streaming.await) });
-        let withdrawing = withdrawals::run(
-            self.service,
-            retirements,
-            self.withdrawal_interval,
-            when_stopped(),
+            supervisor.clone(),
         );
         tasks.spawn(async move {
-            withdrawing.await;
+            streaming.await;
+            ("streams", Ok(()))
+        });
+        if let Some(policy) = self.history_index {
+            let (pool, feed) = (index_pool.clone(), index_feed.clone());
+            let indexing = supervisor.clone();
+            let recovery = healthy_run.clone();
+            tasks.spawn(async move {
+                let index = indexing.run("history index", recovery, |stopping| {
+                    let running = run_indexer(pool.clone(), feed.clone(), policy, stopping.wait());
+                    async move { Ok(running.await?) }
+                });
+                index.await;
+                ("history index", Ok(()))
+            });
+        }
+        let (service, interval) = (self.service, self.withdrawal_interval);
+        let withdrawing = supervisor.clone();
+        tasks.spawn(async move {
+            let withdrawals = withdrawing.run("retirement withdrawals", healthy_run, |stopping| {
+                let passes = withdrawals::run(
+                    service.clone(),
+                    retirements.clone(),
+                    interval,
+                    stopping.wait(),
+                );
+                async move {
+                    passes.await;
+                    Ok(())
+                }
+            });
+            withdrawals.await;
             ("retirement withdrawals", Ok(()))
         });
 

@@ -3,6 +3,11 @@
 //!
 //! Each actor is rebuilt only up to its checkpoint's `next_offset`, so a projection that keeps
 //! folding while the audit runs is compared with exactly the events its checkpoint covers.
+//!
+//! Then the catalogue is recounted and compared with the fold's merged counts and with history
+//! as of now ([`crate::recount`]): a model counted twice, an event the fold skipped but the
+//! catalogue applied, or history that disagrees with the live counts is reported number by
+//! number.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -11,9 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use domain::RegionId;
 use projector::{ActorId, MetricKey, PartitionFold, Replay};
+use projector_runtime::checkpoint::{self, StoredCheckpoint};
 use sqlx::PgPool;
 
 use crate::config::Settings;
+use crate::recount::{self, CountDifference, CountsAudit};
 use crate::replay::{fold, progress_bar};
 use crate::topic_reader::TopicReader;
 
@@ -37,6 +44,10 @@ pub enum Difference {
     },
     /// Every counter agrees, but the state (per-stream facts, dots or watermark) does not.
     State { actor: ActorId, detail: String },
+    /// A number of the catalogue's recount differs from the fold's or from history's.
+    Count(CountDifference),
+    /// A row the count comparison could not read (catalogue, saved actor state).
+    Row(String),
 }
 
 impl fmt::Display for Difference {
@@ -64,6 +75,8 @@ impl fmt::Display for Difference {
                 "actor {actor}: the checkpoint consumed up to offset {checkpoint_next}, but the topic ends at {topic_next}"
             ),
             Difference::State { actor, detail } => write!(f, "actor {actor}: {detail}"),
+            Difference::Count(difference) => write!(f, "{difference}"),
+            Difference::Row(detail) => write!(f, "unreadable row: {detail}"),
         }
     }
 }
@@ -79,6 +92,9 @@ pub struct AuditReport {
     pub uncheckpointed: Vec<i32>,
     pub events: u64,
     pub elapsed: Duration,
+    /// The catalogue's recount against the fold and history.
+    pub counts: CountsAudit,
+    /// Every difference: the actors' and the counts'.
     pub differences: Vec<Difference>,
 }
 
@@ -103,13 +119,34 @@ impl fmt::Display for AuditReport {
                 self.uncheckpointed
             )?;
         }
+        let counts = &self.counts;
+        writeln!(
+            f,
+            "  catalogue recount: total {}, active {}, retired {}; compared with the fold and with history as of {} ({} reading(s))",
+            counts.catalogue.total,
+            counts.catalogue.active,
+            counts.catalogue.retired,
+            counts
+                .at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            counts.readings
+        )?;
+        if !counts.agrees() {
+            for lag in &counts.lagging {
+                writeln!(
+                    f,
+                    "  actor {}: the fold stood at offset {}, the catalogue at {}",
+                    lag.actor, lag.fold_next, lag.catalogue_next
+                )?;
+            }
+        }
         for difference in &self.differences {
             writeln!(f, "DIFFERENCE {difference}")?;
         }
         if self.differences.is_empty() {
             write!(
                 f,
-                "OK: the live projection equals the replay, actor by actor"
+                "OK: the live projection equals the replay, actor by actor; the catalogue, the fold and history agree"
             )
         } else {
             write!(
@@ -127,19 +164,14 @@ pub async fn run(
     pool: &PgPool,
     progress: bool,
 ) -> anyhow::Result<AuditReport> {
-    let region = RegionId::parse(&settings.region).context("configuration: region")?;
-    let topic = settings.events_topic(region.as_str());
-    let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT partition, next_offset, state FROM projector_checkpoints WHERE topic = $1
-          ORDER BY partition",
-    )
-    .bind(&topic)
-    .fetch_all(pool)
-    .await
-    .context("reading the projector checkpoints")?;
+    let region = settings.region.clone();
+    let topic = settings.events_topic(&region);
+    let rows = checkpoint::stored(pool, &topic)
+        .await
+        .context("reading the projector checkpoints")?;
     let brokers = settings.kafka.brokers.clone();
     let (region_for_thread, topic_for_thread) = (region.clone(), topic.clone());
-    tokio::task::spawn_blocking(move || {
+    let (actors, started) = tokio::task::spawn_blocking(move || {
         audit_topic(
             &brokers,
             region_for_thread,
@@ -149,22 +181,51 @@ pub async fn run(
         )
     })
     .await
-    .context("the audit thread failed")?
+    .context("the audit thread failed")??;
+    let counts = recount::run(settings, pool)
+        .await
+        .context("recounting the catalogue")?;
+    let mut differences = actors.differences;
+    differences.extend(counts.unreadable.iter().cloned().map(Difference::Row));
+    differences.extend(counts.differences.iter().cloned().map(Difference::Count));
+    Ok(AuditReport {
+        region,
+        topic,
+        actors: actors.actors,
+        uncheckpointed: actors.uncheckpointed,
+        events: actors.events,
+        elapsed: started.elapsed(),
+        counts,
+        differences,
+    })
+}
+
+/// The actor-by-actor half of the report.
+struct ActorsAudit {
+    actors: BTreeMap<ActorId, i64>,
+    uncheckpointed: Vec<i32>,
+    events: u64,
+    differences: Vec<Difference>,
 }
 
 fn audit_topic(
     brokers: &str,
     region: RegionId,
     topic: String,
-    rows: Vec<(i32, i64, Vec<u8>)>,
+    rows: Vec<StoredCheckpoint>,
     progress: bool,
-) -> anyhow::Result<AuditReport> {
+) -> anyhow::Result<(ActorsAudit, Instant)> {
     let started = Instant::now();
     let mut differences = Vec::new();
     let mut live: BTreeMap<i32, (PartitionFold, i64)> = BTreeMap::new();
-    for (partition, next, bytes) in rows {
+    for StoredCheckpoint {
+        partition,
+        next_offset: next,
+        state,
+    } in rows
+    {
         let actor = ActorId::new(region.clone(), partition);
-        match PartitionFold::restore(&bytes) {
+        match PartitionFold::restore(&state) {
             Ok(fold) if *fold.actor() == actor => {
                 live.insert(partition, (fold, next));
             }
@@ -214,15 +275,15 @@ fn audit_topic(
             .unwrap_or_else(|| PartitionFold::new(actor.clone()));
         differences.extend(compare(live_fold, &rebuilt));
     }
-    Ok(AuditReport {
-        region,
-        topic,
-        actors,
-        uncheckpointed,
-        events: replay.events(),
-        elapsed: started.elapsed(),
-        differences,
-    })
+    Ok((
+        ActorsAudit {
+            actors,
+            uncheckpointed,
+            events: replay.events(),
+            differences,
+        },
+        started,
+    ))
 }
 
 fn names_partition(difference: &Difference, partition: i32) -> bool {

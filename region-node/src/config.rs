@@ -1,12 +1,17 @@
+//! The node's settings: a TOML file overridden by `AIGO_` environment variables, validated at start.
+
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
+use std::time::Duration;
 
 use command_api::TokenConfig;
+use domain::{ProviderId, RegionId};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
-use serde::Deserialize;
+use projector_runtime::undecodable::UndecodablePolicy;
+use serde::{Deserialize, Deserializer};
 
 /// Built-in defaults: a single local region on the dev services. Files and `AIGO_*`
 /// variables override them (`AIGO_HTTP__LISTEN=127.0.0.1:9000`).
@@ -21,16 +26,31 @@ listen = "127.0.0.1:8080"
 read_wait_ms = 5000
 # Live streams (SSE) served at once; more are refused with 503.
 max_streams = 512
+# Live streams one client address may hold; more are refused with 429 (0: no cap). Behind a
+# proxy every client has the proxy's address: raise it, or cap per client at the proxy.
+max_streams_per_client = 16
+# A connection whose written data the client does not take for this long is closed (a live
+# stream whose client stopped reading gives back its slot).
+write_timeout_ms = 30000
 # How often a live stream reports freshness; also its heartbeat.
 stream_tick_ms = 1000
+# History reads (?at=, series, a model's history) run at once, and started per second; more
+# are refused with 503 and Retry-After (the write path keeps the machine).
+max_history_reads = 4
+history_reads_per_second = 50
 # Commands each caller (token) may send per second, and at once; past it: 429.
 commands_per_second = 500
 command_burst = 1000
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/aigo_local"
+# The write side: commands, outbox relay, projector checkpoints, catalogue follower.
 max_connections = 10
 acquire_timeout_ms = 3000
+# The read side has a pool of its own, so no read load can take the write side's connections;
+# a read statement running longer than this is cancelled (503 read-timeout).
+read_max_connections = 10
+read_statement_timeout_ms = 5000
 
 [kafka]
 brokers = "127.0.0.1:9092"
@@ -38,25 +58,65 @@ topic_prefix = "aigo"
 partitions = 3
 message_timeout_ms = 10000
 
+[ownership]
+# Which region registers the models of a provider: { openai = "us-east" }. Every other id is
+# registered by the region that rendezvous hashing of the id picks among `regions`. Must be
+# the same on every node of the deployment (the node logs its fingerprint at start).
+providers = {}
+
 [projector]
 commit_every = 1000
 commit_interval_ms = 50
 heartbeat_ms = 1000
 stale_after_ms = 5000
 withdrawal_interval_ms = 5000
+# A record on an events topic that this build cannot decode (malformed, or a newer schema):
+# "fail" stops the projector / catalogue follower before it (node unready, record named);
+# "dead-letter" copies it to <topic_prefix>.dead-letter and skips it.
+undecodable = "fail"
+
+[history]
+# Keep the history index (one indexer per database): `?at=` and series read a block per actor
+# and instant instead of replaying the whole event log. Off: every history read replays.
+index = true
+# Events per block: an instant's answer folds at most this many of each actor's events.
+block_events = 64
+# The indexer saves each actor's fold after this many events, to resume from after a restart.
+fold_every_events = 50000
+# A history read waits this long for the index to hold every logged event, then replays.
+index_wait_ms = 2000
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub region: String,
-    pub regions: Vec<String>,
+    pub region: RegionId,
+    pub regions: Vec<RegionId>,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub projector: ProjectorSettings,
+    pub history: HistorySettings,
+    pub ownership: OwnershipSettings,
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySettings {
+    pub index: bool,
+    pub block_events: NonZeroUsize,
+    pub fold_every_events: u64,
+    #[serde(rename = "index_wait_ms", deserialize_with = "millis")]
+    pub index_wait: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnershipSettings {
+    /// Provider slug → the region that registers its models.
+    pub providers: std::collections::BTreeMap<ProviderId, RegionId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,22 +125,35 @@ pub struct ProjectorSettings {
     /// Records folded between checkpoint commits, at most.
     pub commit_every: usize,
     /// Longest a folded record waits for its checkpoint commit.
-    pub commit_interval_ms: u64,
+    #[serde(rename = "commit_interval_ms", deserialize_with = "millis")]
+    pub commit_interval: Duration,
     /// How often every owned actor state is republished, traffic or not.
-    pub heartbeat_ms: u64,
+    #[serde(rename = "heartbeat_ms", deserialize_with = "millis")]
+    pub heartbeat: Duration,
     /// A region not heard from for longer is reported stale.
-    pub stale_after_ms: u64,
+    #[serde(rename = "stale_after_ms", deserialize_with = "millis")]
+    pub stale_after: Duration,
     /// How often the node looks for retired models it still serves.
-    pub withdrawal_interval_ms: u64,
+    #[serde(rename = "withdrawal_interval_ms", deserialize_with = "millis")]
+    pub withdrawal_interval: Duration,
+    /// What the projector and the catalogue follower do with an undecodable record.
+    pub undecodable: UndecodablePolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
-    pub read_wait_ms: u64,
+    #[serde(rename = "read_wait_ms", deserialize_with = "millis")]
+    pub read_wait: Duration,
     pub max_streams: usize,
-    pub stream_tick_ms: u64,
+    pub max_streams_per_client: usize,
+    #[serde(rename = "write_timeout_ms", deserialize_with = "millis")]
+    pub write_timeout: Duration,
+    pub max_history_reads: NonZeroUsize,
+    pub history_reads_per_second: NonZeroU32,
+    #[serde(rename = "stream_tick_ms", deserialize_with = "millis")]
+    pub stream_tick: Duration,
     pub commands_per_second: NonZeroU32,
     pub command_burst: NonZeroU32,
 }
@@ -90,7 +163,12 @@ pub struct HttpSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
-    pub acquire_timeout_ms: u64,
+    #[serde(rename = "acquire_timeout_ms", deserialize_with = "millis")]
+    pub acquire_timeout: Duration,
+    /// The read side's pool.
+    pub read_max_connections: u32,
+    #[serde(rename = "read_statement_timeout_ms", deserialize_with = "millis")]
+    pub read_statement_timeout: Duration,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -98,7 +176,9 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &redact_password(&self.url))
             .field("max_connections", &self.max_connections)
-            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("read_max_connections", &self.read_max_connections)
+            .field("read_statement_timeout", &self.read_statement_timeout)
             .finish()
     }
 }
@@ -109,7 +189,8 @@ pub struct KafkaSettings {
     pub brokers: String,
     pub topic_prefix: String,
     pub partitions: i32,
-    pub message_timeout_ms: u64,
+    #[serde(rename = "message_timeout_ms", deserialize_with = "millis")]
+    pub message_timeout: Duration,
 }
 
 impl Settings {
@@ -126,7 +207,7 @@ impl Settings {
     }
 
     /// Where region `region` publishes its events.
-    pub fn events_topic(&self, region: &str) -> String {
+    pub fn events_topic(&self, region: impl fmt::Display) -> String {
         format!("{}.events.{region}", self.kafka.topic_prefix)
     }
 
@@ -135,19 +216,34 @@ impl Settings {
         format!("{}.counter-states", self.kafka.topic_prefix)
     }
 
+    /// Where undecodable records are copied under `projector.undecodable = "dead-letter"`.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}.dead-letter", self.kafka.topic_prefix)
+    }
+
     /// A consumer group of this node: `role` is `projector`, `catalogue`, ...
     pub fn group(&self, role: &str) -> String {
         format!("{}.{role}.{}", self.kafka.topic_prefix, self.region)
     }
 
+    /// Who may register which model id, from `regions` and `ownership.providers`.
+    pub fn ownership(&self) -> Result<domain::Ownership, domain::ValidationError> {
+        domain::Ownership::new(self.all_regions(), self.ownership.providers.clone())
+    }
+
     /// Every region of the deployment, this one included, without duplicates.
-    pub fn all_regions(&self) -> Vec<String> {
+    pub fn all_regions(&self) -> Vec<RegionId> {
         let mut regions = self.regions.clone();
         regions.push(self.region.clone());
         regions.sort();
         regions.dedup();
         regions
     }
+}
+
+/// A duration written in milliseconds (the `_ms` settings).
+fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_millis)
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
@@ -178,6 +274,46 @@ mod tests {
         let settings = Settings::load(None).unwrap();
         assert_eq!(settings.kafka.partitions, 3);
         assert_eq!(settings.events_topic("eu-west"), "aigo.events.eu-west");
+        assert_eq!(settings.projector.undecodable, UndecodablePolicy::Fail);
+        assert_eq!(settings.dead_letter_topic(), "aigo.dead-letter");
+    }
+
+    #[test]
+    fn the_undecodable_policy_is_configurable() {
+        let settings: Settings = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::string("[projector]\nundecodable = \"dead-letter\"\n"))
+            .extract()
+            .unwrap();
+        assert_eq!(
+            settings.projector.undecodable,
+            UndecodablePolicy::DeadLetter
+        );
+        assert!(
+            Figment::from(Toml::string(DEFAULTS))
+                .merge(Toml::string("[projector]\nundecodable = \"skip\"\n"))
+                .extract::<Settings>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn regions_and_durations_are_typed_when_loaded() {
+        let settings: Settings = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::string(
+                "region = \"eu-west\"\nregions = [\"us-east\"]\n[http]\nread_wait_ms = 250\n",
+            ))
+            .extract()
+            .unwrap();
+        assert_eq!(settings.region.as_str(), "eu-west");
+        assert_eq!(settings.http.read_wait, Duration::from_millis(250));
+        let all = settings.all_regions();
+        let names: Vec<&str> = all.iter().map(RegionId::as_str).collect();
+        assert_eq!(names, ["eu-west", "us-east"]);
+        let error = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::string("regions = [\"EU West\"]\n"))
+            .extract::<Settings>()
+            .unwrap_err();
+        assert!(error.to_string().contains("regions"), "{error}");
     }
 
     #[test]

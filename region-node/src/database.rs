@@ -1,4 +1,4 @@
-use std::time::Duration;
+//! Connecting to the region's PostgreSQL and running the migrations.
 
 use anyhow::Context;
 use sqlx::migrate::MigrateDatabase;
@@ -25,12 +25,27 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+/// The read side's own pool on the same database (as `writes` connects to it): read load can
+/// never take the connections commands, the relay, the projector and the follower need, and
+/// PostgreSQL cancels any read statement that runs longer than `read_statement_timeout`.
+/// Connects lazily, like the first read.
+pub fn read_pool(writes: &PgPool, settings: &DatabaseSettings) -> PgPool {
+    let timeout_ms = settings.read_statement_timeout.as_millis().max(1);
+    let options = (*writes.connect_options())
+        .clone()
+        .options([("statement_timeout", timeout_ms.to_string())]);
+    PgPoolOptions::new()
+        .max_connections(settings.read_max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_lazy_with(options)
+}
+
 /// A pool that gives up quickly when the database is down, so commands fail with 503
 /// instead of hanging, and recovers by itself when it returns.
 pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
+        .acquire_timeout(settings.acquire_timeout)
         .connect(&settings.url)
         .await
         .context("connecting to PostgreSQL")

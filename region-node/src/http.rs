@@ -1,3 +1,5 @@
+//! The node's HTTP edge: both sides' routes merged, with tracing, limits and fallbacks.
+
 use axum::Router;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};

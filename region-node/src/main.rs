@@ -1,3 +1,5 @@
+//! The `region-node` binary: parses the command line and runs the chosen subcommand.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,37 +24,6 @@ enum Command {
     Migrate,
     /// Serve the HTTP API and run the background tasks until SIGTERM or Ctrl-C.
     Serve,
-    /// Measure the write path: register then activate MODELS models on a running node.
-    Load {
-        /// Base URL of the node.
-        #[arg(long, default_value = "http://127.0.0.1:8081")]
-        target: String,
-        /// A token with write access on that node.
-        #[arg(long, env = "AIGO_TOKEN", default_value = "dev-admin-token-change-me")]
-        token: String,
-        #[arg(long, default_value_t = 2000)]
-        models: usize,
-        /// Requests in flight at once.
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
-    },
-    /// Measure command-to-stream latency: register COUNT models on one node at RATE per
-    /// second and time their arrival on another node's live stream.
-    Latency {
-        /// Base URL of the node that takes the commands.
-        #[arg(long, default_value = "http://127.0.0.1:8081")]
-        write: String,
-        /// Base URL of the node whose stream is watched.
-        #[arg(long, default_value = "http://127.0.0.1:8082")]
-        watch: String,
-        #[arg(long, env = "AIGO_TOKEN", default_value = "dev-admin-token-change-me")]
-        token: String,
-        /// Commands per second.
-        #[arg(long, default_value_t = 20.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 300)]
-        count: usize,
-    },
     /// Rebuild the counters from every region's events topic, from offset zero, in memory,
     /// and print them (JSON on stdout, the shape of `GET /v1/counts?at=`).
     Replay {
@@ -70,6 +41,10 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Start a new epoch of the counter-state exchange: every node drops the actor states it
+    /// merged from other nodes, rebuilds its region's actors from their checkpoints and
+    /// republishes them (the way back from a bad state; nothing is lost). Prints the epochs.
+    ResetStates,
 }
 
 fn parse_instant(raw: &str) -> Result<DateTime<Utc>, String> {
@@ -84,42 +59,6 @@ async fn main() -> anyhow::Result<ExitCode> {
     telemetry::init_tracing();
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Load {
-            target,
-            token,
-            models,
-            concurrency,
-        } => {
-            let report = region_node::load::run(&target, &token, models, concurrency).await?;
-            println!(
-                "{} commands in {:.2?}: {:.0} commands/s, p50 {:.2?}, p99 {:.2?}, {} failed",
-                report.commands,
-                report.elapsed,
-                report.per_second(),
-                report.p50,
-                report.p99,
-                report.failures
-            );
-            anyhow::ensure!(report.failures == 0, "{} commands failed", report.failures);
-        }
-        Command::Latency {
-            write,
-            watch,
-            token,
-            rate,
-            count,
-        } => {
-            let plan = region_node::latency::Plan {
-                write: &write,
-                watch: &watch,
-                token: &token,
-                rate,
-                count,
-            };
-            let report = region_node::latency::run(plan).await?;
-            println!("{}", report.summary());
-            anyhow::ensure!(report.complete(), "not every command reached the stream");
-        }
         Command::Replay { until, quiet } => {
             let options = region_node::replay::ReplayOptions {
                 until,
@@ -145,6 +84,15 @@ async fn main() -> anyhow::Result<ExitCode> {
                 // The report above says what differs; the exit status says that something does.
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::ResetStates => {
+            let reset = region_node::reset_states::run(&settings).await?;
+            tracing::info!(
+                previous = reset.previous,
+                epoch = reset.epoch,
+                "exchange epoch bumped"
+            );
+            println!("{}", serde_json::to_string(&reset)?);
         }
         Command::Migrate => {
             database::migrate(&settings.database).await?;

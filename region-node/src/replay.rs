@@ -1,14 +1,14 @@
 //! `region-node replay`: rebuilds the counters from every region's events topic, from offset
 //! zero, in memory, with the projector's own fold (one per actor: region, partition).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::{EventEnvelope, RegionId};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use projector::{ActorId, CountSnapshot, ProviderCounts, RegionCounts, Replay};
+use projector::{ActorId, RegionCounts, Replay, Totals};
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -17,7 +17,7 @@ use crate::topic_reader::TopicReader;
 /// What to replay.
 #[derive(Debug, Clone, Default)]
 pub struct ReplayOptions {
-    /// Only events that occurred at or before this instant (the `?at=` cut).
+    /// The `?at=` cut: each actor's log up to its first event that occurred after this instant.
     pub until: Option<DateTime<Utc>>,
     /// Only these regions' topics (default: every region of the deployment).
     pub regions: Option<Vec<RegionId>>,
@@ -39,12 +39,8 @@ pub struct ReplayRun {
 #[derive(Debug, Serialize)]
 pub struct ReplaySummary {
     pub at: Option<String>,
-    pub total: i64,
-    pub active: i64,
-    pub inactive: i64,
-    pub retired: i64,
-    pub by_status: BTreeMap<domain::OperationalStatus, i64>,
-    pub by_provider: BTreeMap<String, ProviderCounts>,
+    #[serde(flatten)]
+    pub totals: Totals,
     pub regions: BTreeMap<RegionId, RegionCounts>,
     pub events_replayed: u64,
     pub records_read: u64,
@@ -54,15 +50,7 @@ pub struct ReplaySummary {
 
 impl ReplayRun {
     pub fn summary(&self, until: Option<DateTime<Utc>>) -> ReplaySummary {
-        let CountSnapshot {
-            total,
-            active,
-            inactive,
-            retired,
-            by_status,
-            by_provider,
-            regions: counted,
-        } = self.replay.totals();
+        let (totals, counted) = self.replay.totals().split();
         let mut regions: BTreeMap<RegionId, RegionCounts> = self
             .regions
             .iter()
@@ -71,15 +59,7 @@ impl ReplayRun {
         regions.extend(counted);
         ReplaySummary {
             at: until.map(|at| at.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
-            total,
-            active,
-            inactive,
-            retired,
-            by_status,
-            by_provider: by_provider
-                .into_iter()
-                .map(|(p, c)| (p.to_string(), c))
-                .collect(),
+            totals,
             regions,
             events_replayed: self.replay.events(),
             records_read: self.records,
@@ -93,16 +73,11 @@ impl ReplayRun {
 pub async fn run(settings: &Settings, options: ReplayOptions) -> anyhow::Result<ReplayRun> {
     let regions = match &options.regions {
         Some(regions) => regions.clone(),
-        None => settings
-            .all_regions()
-            .iter()
-            .map(|r| RegionId::parse(r))
-            .collect::<Result<Vec<_>, _>>()
-            .context("configuration: regions")?,
+        None => settings.all_regions(),
     };
     let topics: Vec<(RegionId, String)> = regions
         .iter()
-        .map(|r| (r.clone(), settings.events_topic(r.as_str())))
+        .map(|r| (r.clone(), settings.events_topic(r)))
         .collect();
     let brokers = settings.kafka.brokers.clone();
     let until = options.until;
@@ -131,6 +106,7 @@ fn replay_topics(
     let bar = progress_bar(u64::try_from(estimate).unwrap_or(0), progress)?;
     let mut replay = Replay::new();
     let mut records = 0_u64;
+    let mut cut = until.map(Cut::new);
     for (region, reader) in &readers {
         let ends = reader.partitions().map(|p| (p, None)).collect();
         reader.read(&ends, |record| {
@@ -142,7 +118,13 @@ fn replay_topics(
                 }
             }
             let actor = ActorId::new((*region).clone(), record.partition);
-            fold(&mut replay, &actor, record.offset, record.payload, until)
+            fold(
+                &mut replay,
+                &actor,
+                record.offset,
+                record.payload,
+                cut.as_mut(),
+            )
         })?;
     }
     bar.set_length(records);
@@ -155,23 +137,46 @@ fn replay_topics(
     })
 }
 
-/// Folds one record unless it occurred after `until`. An event of a newer schema stops the
+/// Where an `--until` replay stops: each actor (partition) is read in its log order, and its
+/// first event after the instant ends it, whatever later records carry; the event time only
+/// decides where the cut falls, never the order (a writer's clock may have stepped back).
+#[derive(Debug)]
+pub(crate) struct Cut {
+    until: DateTime<Utc>,
+    ended: BTreeSet<ActorId>,
+}
+
+impl Cut {
+    pub(crate) fn new(until: DateTime<Utc>) -> Self {
+        Self {
+            until,
+            ended: BTreeSet::new(),
+        }
+    }
+}
+
+/// Folds one record, unless `cut` ended its actor. An event of a newer schema stops the
 /// replay: skipping it would under-count.
 pub(crate) fn fold(
     replay: &mut Replay,
     actor: &ActorId,
     offset: i64,
     payload: &[u8],
-    until: Option<DateTime<Utc>>,
+    cut: Option<&mut Cut>,
 ) -> anyhow::Result<()> {
-    let Some(until) = until else {
+    let Some(cut) = cut else {
         replay
             .apply_bytes(actor, offset, payload)
             .with_context(|| format!("{actor} offset {offset}"))?;
         return Ok(());
     };
+    if cut.ended.contains(actor) {
+        return Ok(());
+    }
     match EventEnvelope::decode(payload) {
-        Ok(envelope) if envelope.occurred_at > until => {}
+        Ok(envelope) if envelope.occurred_at > cut.until => {
+            cut.ended.insert(actor.clone());
+        }
         Ok(envelope) => {
             replay.apply(actor, offset, &envelope);
         }

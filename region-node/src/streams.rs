@@ -1,23 +1,26 @@
 //! The node's streaming side: topics, projector, counter-state exchange, catalogue follower.
-//! Started once the broker answers, so commands are accepted even while it is down.
+//! Started once the broker answers, so commands are accepted even while it is down; each
+//! task runs under the node's supervisor (restarted after a failure).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use domain::RegionId;
 use outbox_relay::{TopicSpec, ensure_topics};
-use projector::runtime::catalogue_follower::{FollowerConfig, follow_catalogue};
-use projector::runtime::change_feed::ChangeFeed;
-use projector::runtime::exchange::{EXCHANGE_PARTITIONS, StatePublisher, run_exchange};
-use projector::runtime::known_states;
-use projector::runtime::partition_projector::{ProjectorConfig, run_projector};
-use projector::runtime::projection::Projection;
+use projector::ChangeFeed;
+use projector::Projection;
+use projector_runtime::catalogue_follower::{FollowerConfig, follow_catalogue};
+use projector_runtime::exchange::{
+    EXCHANGE_PARTITIONS, ExchangeConfig, StatePublisher, run_exchange,
+};
+use projector_runtime::known_states;
+use projector_runtime::partition_projector::{ProjectorConfig, run_projector};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
+use crate::supervisor::{Recovery, Supervisor};
 
 /// How often the merged actor states are saved for the next start.
 const KNOWN_STATES_SAVE_INTERVAL: Duration = Duration::from_secs(2);
@@ -29,8 +32,7 @@ pub struct StreamsPlan {
     pub topics: Vec<TopicSpec>,
     pub projector: ProjectorConfig,
     pub follower: FollowerConfig,
-    pub exchange_topic: String,
-    pub exchange_group: String,
+    pub exchange: ExchangeConfig,
 }
 
 impl StreamsPlan {
@@ -46,6 +48,7 @@ impl StreamsPlan {
             .map(|t| TopicSpec::new(t.clone(), partitions))
             .collect();
         topics.push(TopicSpec::new(settings.exchange_topic(), EXCHANGE_PARTITIONS).compacted());
+        topics.push(TopicSpec::new(settings.dead_letter_topic(), 1));
         let p = &settings.projector;
         Self {
             brokers: settings.kafka.brokers.clone(),
@@ -53,43 +56,59 @@ impl StreamsPlan {
             projector: ProjectorConfig {
                 brokers: settings.kafka.brokers.clone(),
                 region: region.clone(),
-                events_topic: settings.events_topic(region.as_str()),
+                events_topic: settings.events_topic(region),
                 group: settings.group("projector"),
                 commit_every: p.commit_every,
-                commit_interval: Duration::from_millis(p.commit_interval_ms),
-                heartbeat: Duration::from_millis(p.heartbeat_ms),
+                commit_interval: p.commit_interval,
+                heartbeat: p.heartbeat,
+                undecodable: p.undecodable,
+                dead_letter_topic: settings.dead_letter_topic(),
             },
             follower: FollowerConfig {
                 brokers: settings.kafka.brokers.clone(),
                 group: settings.group("catalogue"),
                 topics: region_topics,
                 batch_size: 500,
+                undecodable: p.undecodable,
+                dead_letter_topic: settings.dead_letter_topic(),
             },
-            exchange_topic: settings.exchange_topic(),
-            // Never committed; unique per process so two processes never share assignments.
-            exchange_group: format!("{}.{}", settings.group("exchange"), std::process::id()),
+            exchange: ExchangeConfig {
+                brokers: settings.kafka.brokers.clone(),
+                topic: settings.exchange_topic(),
+                // Never committed; unique per process so two processes never share assignments.
+                group: format!("{}.{}", settings.group("exchange"), std::process::id()),
+                region: region.clone(),
+                // The deployment's regions are the only ones whose states it takes.
+                region_topics: settings
+                    .all_regions()
+                    .into_iter()
+                    .map(|r| {
+                        let topic = settings.events_topic(&r);
+                        (r, topic)
+                    })
+                    .collect(),
+                refresh: p.heartbeat,
+            },
         }
     }
 }
 
 /// Creates the topics (retrying while the broker is down), then runs the projector, the
-/// exchange and the catalogue follower until `shutdown`.
-pub async fn run<F>(
+/// exchange, the catalogue follower and the known-states saver, each supervised, until the
+/// node stops.
+pub async fn run(
     plan: StreamsPlan,
     pool: PgPool,
     projection: Projection,
     retirements: Arc<Notify>,
     feed: ChangeFeed,
-    shutdown: impl Fn() -> F,
-) -> anyhow::Result<()>
-where
-    F: Future<Output = ()>,
-{
+    supervisor: Supervisor,
+) {
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = ensure_topics(&plan.brokers, &plan.topics, Duration::from_secs(5));
         tokio::select! {
-            () = shutdown() => return Ok(()),
+            () = supervisor.stopping().wait() => return,
             result = attempt => match result {
                 Ok(()) => break,
                 Err(error) => {
@@ -101,36 +120,59 @@ where
         }
     }
     // Before anything is heard: a region that is down now is still counted as last seen.
-    if let Err(error) = known_states::restore(&pool, &projection).await {
+    if let Err(error) = known_states::restore(&pool, &projection, &plan.exchange.rules()).await {
         tracing::warn!(%error, "saved actor states not restored");
     }
-    let publisher = StatePublisher::new(&plan.brokers, plan.exchange_topic.clone())
-        .context("state publisher")?;
-    let remembering = known_states::keep(
-        pool.clone(),
-        projection.clone(),
-        KNOWN_STATES_SAVE_INTERVAL,
-        shutdown(),
-    );
-    let projector = run_projector(
-        plan.projector,
-        pool.clone(),
-        projection.clone(),
-        publisher,
-        shutdown(),
-    );
-    let exchange = run_exchange(
-        &plan.brokers,
-        &plan.exchange_topic,
-        &plan.exchange_group,
-        projection,
-        shutdown(),
-    );
-    let follower = follow_catalogue(plan.follower, pool, retirements, feed, shutdown());
-    let (projected, exchanged, followed, ()) =
-        tokio::join!(projector, exchange, follower, remembering);
-    projected.context("projector")?;
-    exchanged.context("state exchange")?;
-    followed.context("catalogue follower")?;
-    Ok(())
+    let healthy_run = Recovery::After(supervisor.healthy_run());
+    let remembering = supervisor.run("known-states saver", healthy_run.clone(), |stopping| {
+        let saving = known_states::keep(
+            pool.clone(),
+            projection.clone(),
+            KNOWN_STATES_SAVE_INTERVAL,
+            stopping.wait(),
+        );
+        async move {
+            saving.await;
+            Ok(())
+        }
+    });
+    let caught_up = {
+        let projection = projection.clone();
+        Recovery::When(Arc::new(move || projection.is_caught_up()))
+    };
+    let projector = supervisor.run("projector", caught_up, |stopping| {
+        // Every run starts behind: the node is ready again once this run has caught up.
+        projection.mark_catching_up();
+        let (config, pool, projection) = (plan.projector.clone(), pool.clone(), projection.clone());
+        let (brokers, topic) = (plan.brokers.clone(), plan.exchange.topic.clone());
+        async move {
+            let publisher = StatePublisher::new(&brokers, topic)
+                .context("state publisher")?
+                .with_epoch_of(&projection);
+            run_projector(config, pool, projection, publisher, stopping.wait()).await?;
+            Ok(())
+        }
+    });
+    let exchange = supervisor.run("state exchange", healthy_run.clone(), |stopping| {
+        let (config, pool, projection) = (plan.exchange.clone(), pool.clone(), projection.clone());
+        let brokers = plan.brokers.clone();
+        async move {
+            let publisher = StatePublisher::new(&brokers, config.topic.clone())
+                .context("state publisher")?
+                .with_epoch_of(&projection);
+            run_exchange(config, pool, projection, publisher, stopping.wait()).await?;
+            Ok(())
+        }
+    });
+    let follower = supervisor.run("catalogue follower", healthy_run, |stopping| {
+        let following = follow_catalogue(
+            plan.follower.clone(),
+            pool.clone(),
+            retirements.clone(),
+            feed.clone(),
+            stopping.wait(),
+        );
+        async move { Ok(following.await?) }
+    });
+    tokio::join!(projector, exchange, follower, remembering);
 }

@@ -1,3 +1,5 @@
+//! Logging (tracing) and the Prometheus recorder.
+
 use std::io::IsTerminal;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use command_api::{ApiError, CommandRequest, CommandService, Target};
+use command_api::{CommandError, CommandRequest, CommandService, Target};
 use domain::{AvailabilityCommand, DomainError, WithdrawReason};
 use event_store::IdempotencyClaim;
 use tokio::sync::Notify;
@@ -38,7 +38,7 @@ pub async fn run(
 }
 
 /// One pass: appends a withdrawal for every retired model this region still serves.
-pub async fn withdraw_retired(service: &CommandService) -> Result<usize, ApiError> {
+pub async fn withdraw_retired(service: &CommandService) -> Result<usize, CommandError> {
     let region = service.region().clone();
     let models = service.store().served_but_retired(&region).await?;
     let mut withdrawn = 0;
@@ -65,7 +65,7 @@ pub async fn withdraw_retired(service: &CommandService) -> Result<usize, ApiErro
                 tracing::info!(%model, %region, "withdrawn: the model was retired");
             }
             // Someone withdrew it meanwhile: nothing left to do.
-            Err(ApiError::Domain(DomainError::NotServed { .. })) => {}
+            Err(CommandError::Refused(DomainError::NotServed { .. })) => {}
             Err(error) => return Err(error),
         }
     }

@@ -59,69 +59,10 @@ impl ModelGiven {
 
     pub fn when(self, command: ModelCommand) -> ModelThen {
         let result = decide_model(&self.state, &self.id, &self.acting, &command);
-        ModelThen {
+        Then {
             before: self.state,
             command,
             result,
-        }
-    }
-}
-
-/// What `decide_model` answered; check it with one of the `then_*` methods.
-#[derive(Debug)]
-#[must_use = "a scenario checks nothing until one of its then_* methods is called"]
-pub struct ModelThen {
-    before: ModelState,
-    command: ModelCommand,
-    result: Result<Vec<EventPayload>, DomainError>,
-}
-
-impl ModelThen {
-    /// Asserts the command was accepted with exactly `expected`; returns the state after
-    /// applying them, for further assertions.
-    #[track_caller]
-    pub fn then_expect_events(self, expected: Vec<EventPayload>) -> ModelState {
-        match self.result {
-            Ok(events) => {
-                assert_eq!(
-                    events, expected,
-                    "{:?} produced unexpected events",
-                    self.command
-                );
-                let applied = events.len() as u64;
-                let before_version = self.before.version;
-                let after = events.iter().fold(self.before, evolve_model);
-                assert_eq!(after.version, before_version + applied);
-                after
-            }
-            Err(error) => panic!(
-                "expected {:?} to produce {expected:?}, but it was rejected: {error:?}",
-                self.command
-            ),
-        }
-    }
-
-    /// Asserts the command was rejected with exactly `expected`.
-    #[track_caller]
-    pub fn then_expect_error(self, expected: DomainError) {
-        match self.result {
-            Err(error) => assert_eq!(error, expected, "{:?} failed differently", self.command),
-            Ok(events) => panic!(
-                "expected {:?} to be rejected with {expected:?}, but it produced {events:?}",
-                self.command
-            ),
-        }
-    }
-
-    /// Asserts the command was rejected with an error whose message is exactly `expected`.
-    #[track_caller]
-    pub fn then_expect_error_message(self, expected: &str) {
-        match self.result {
-            Err(error) => assert_eq!(error.to_string(), expected),
-            Ok(events) => panic!(
-                "expected {:?} to be rejected with {expected:?}, but it produced {events:?}",
-                self.command
-            ),
         }
     }
 }
@@ -183,7 +124,7 @@ impl AvailabilityGiven {
             self.facts,
             command,
         );
-        AvailabilityThen {
+        Then {
             before: self.state,
             command,
             result,
@@ -191,20 +132,51 @@ impl AvailabilityGiven {
     }
 }
 
-/// What `decide_availability` answered; check it with one of the `then_*` methods.
+// ---------------------------------------------------------------------------------------------
+// Then: one set of checks for both streams
+// ---------------------------------------------------------------------------------------------
+
+/// A stream's state as the `then_*` checks need it: its version and how an event evolves it.
+pub trait StreamState: Sized {
+    fn version(&self) -> u64;
+    fn evolve(self, event: &EventPayload) -> Self;
+}
+
+impl StreamState for ModelState {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn evolve(self, event: &EventPayload) -> Self {
+        evolve_model(self, event)
+    }
+}
+
+impl StreamState for AvailabilityState {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn evolve(self, event: &EventPayload) -> Self {
+        evolve_availability(self, event)
+    }
+}
+
+/// What a `decide_*` answered; check it with one of the `then_*` methods.
 #[derive(Debug)]
 #[must_use = "a scenario checks nothing until one of its then_* methods is called"]
-pub struct AvailabilityThen {
-    before: AvailabilityState,
-    command: AvailabilityCommand,
+pub struct Then<S, C> {
+    before: S,
+    command: C,
     result: Result<Vec<EventPayload>, DomainError>,
 }
 
-impl AvailabilityThen {
+pub type ModelThen = Then<ModelState, ModelCommand>;
+pub type AvailabilityThen = Then<AvailabilityState, AvailabilityCommand>;
+
+impl<S: StreamState, C: std::fmt::Debug> Then<S, C> {
     /// Asserts the command was accepted with exactly `expected`; returns the state after
-    /// applying them.
+    /// applying them, for further assertions.
     #[track_caller]
-    pub fn then_expect_events(self, expected: Vec<EventPayload>) -> AvailabilityState {
+    pub fn then_expect_events(self, expected: Vec<EventPayload>) -> S {
         match self.result {
             Ok(events) => {
                 assert_eq!(
@@ -213,9 +185,9 @@ impl AvailabilityThen {
                     self.command
                 );
                 let applied = events.len() as u64;
-                let before_version = self.before.version;
-                let after = events.iter().fold(self.before, evolve_availability);
-                assert_eq!(after.version, before_version + applied);
+                let before_version = self.before.version();
+                let after = events.iter().fold(self.before, StreamState::evolve);
+                assert_eq!(after.version(), before_version + applied);
                 after
             }
             Err(error) => panic!(

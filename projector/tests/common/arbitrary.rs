@@ -38,21 +38,25 @@ pub fn watermark() -> impl Strategy<Value = Watermark> {
 }
 
 /// Any state of one of four actors: arbitrary increments and decrements (not only those a
-/// fold could produce), so the laws are checked for the CRDT itself.
+/// fold could produce), so the laws are checked for the CRDT itself; mostly of epoch 0, some
+/// of later exchange epochs.
 pub fn actor_state() -> impl Strategy<Value = ActorState> {
     (
         prop::sample::select(vec![("eu", 0), ("eu", 1), ("us", 0), ("us", 1)]),
         prop::collection::vec((metric_key(), 0i32..8, 0i32..8), 0..6),
         watermark(),
+        prop_oneof![4 => Just(0u64), 1 => 1u64..3],
     )
-        .prop_map(|((r, p), moves, watermark)| {
+        .prop_map(|((r, p), moves, watermark, epoch)| {
             let actor = actor(r, p);
             let mut counters = Counters::new();
             for (key, up, down) in moves {
                 counters.add(&actor, key.clone(), up);
                 counters.add(&actor, key, -down);
             }
-            ActorState::new(actor, counters, watermark).unwrap()
+            ActorState::new(actor, counters, watermark)
+                .unwrap()
+                .with_epoch(epoch)
         })
 }
 

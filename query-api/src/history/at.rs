@@ -1,33 +1,27 @@
-//! `GET /v1/counts?at=<RFC 3339>`: the counts as of an instant, by replay.
+//! `GET /v1/counts?at=<RFC 3339>`: the counts as of an instant, from the history index or a
+//! replay.
 
 use std::collections::BTreeMap;
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use domain::{OperationalStatus, ProviderId, RegionId};
-use projector::{ProviderCounts, RegionCounts};
+use domain::RegionId;
+use projector::{RegionCounts, Totals};
 use serde::Serialize;
 use tracing::{Instrument, info_span};
 
-use super::log::{PointCounts, counts_at_points};
+use super::log::PointCounts;
 use super::params::{format_instant, parse_instant};
-use super::problem::{problem, unavailable};
+use super::source::counts_at_instants;
+use crate::problem::QueryError;
 use crate::state::QueryState;
 
 /// Counts as of `at`: the `?at=` answer, and one point of a series.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CountsAt {
-    #[schema(value_type = DateTime<Utc>)]
+    #[schema(value_type = chrono::DateTime<chrono::Utc>)]
     pub at: String,
-    pub total: i64,
-    pub active: i64,
-    pub inactive: i64,
-    pub retired: i64,
-    #[schema(value_type = BTreeMap<OperationalStatus, i64>)]
-    pub by_status: BTreeMap<OperationalStatus, i64>,
-    #[schema(value_type = BTreeMap<String, ProviderCounts>)]
-    pub by_provider: BTreeMap<ProviderId, ProviderCounts>,
+    #[serde(flatten)]
+    pub totals: Totals,
     /// Every region of the deployment (and any other the log mentions), 0 when it serves none.
     #[schema(value_type = BTreeMap<String, RegionCounts>)]
     pub regions: BTreeMap<RegionId, RegionCounts>,
@@ -38,7 +32,7 @@ pub struct CountsAt {
 impl CountsAt {
     /// `only`: a region's own view, which lists that region alone.
     pub(crate) fn new(state: &QueryState, point: PointCounts, only: Option<&RegionId>) -> Self {
-        let counts = point.counts;
+        let (totals, counted) = point.counts.split();
         let mut regions: BTreeMap<RegionId, RegionCounts> = match only {
             Some(region) => BTreeMap::from([(region.clone(), RegionCounts::default())]),
             None => state
@@ -48,44 +42,32 @@ impl CountsAt {
                 .collect(),
         };
         regions.extend(
-            counts
-                .regions
+            counted
                 .into_iter()
                 .filter(|(region, _)| only.is_none_or(|only| only == region)),
         );
         Self {
             at: format_instant(point.at),
-            total: counts.total,
-            active: counts.active,
-            inactive: counts.inactive,
-            retired: counts.retired,
-            by_status: counts.by_status,
-            by_provider: counts.by_provider,
+            totals,
             regions,
             events_replayed: point.events_replayed,
         }
     }
 }
 
-/// The counts as of the RFC 3339 instant `raw` (the `at` parameter), from a replay of every
-/// event that occurred at or before it: the deployment's, or `only` one region's own view.
-pub async fn counts_at(state: &QueryState, raw: &str, only: Option<&RegionId>) -> Response {
-    match parse_instant("at", raw) {
-        Ok(at) => answer(state, at, only).await,
-        Err(detail) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-instant", detail),
-    }
-}
-
-async fn answer(state: &QueryState, at: DateTime<Utc>, only: Option<&RegionId>) -> Response {
+/// The counts as of the RFC 3339 instant `raw` (the `at` parameter): each actor's log up to its
+/// first event after the instant, the deployment's or `only` one region's own view.
+pub async fn counts_at(
+    state: &QueryState,
+    raw: &str,
+    only: Option<&RegionId>,
+) -> Result<Response, QueryError> {
+    let at = parse_instant("at", raw).map_err(QueryError::InvalidInstant)?;
+    let _slot = state.history.enter()?;
     let span = info_span!("counts_at", %at, region = only.map(RegionId::as_str));
-    match counts_at_points(&state.pool, &[at], only)
+    let mut points = counts_at_instants(state, &[at], only)
         .instrument(span)
-        .await
-    {
-        Ok(mut points) => match points.pop() {
-            Some(point) => axum::Json(CountsAt::new(state, point, only)).into_response(),
-            None => problem(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no counts"),
-        },
-        Err(error) => unavailable(&error),
-    }
+        .await?;
+    let point = points.pop().ok_or(QueryError::Internal("no counts"))?;
+    Ok(axum::Json(CountsAt::new(state, point, only)).into_response())
 }

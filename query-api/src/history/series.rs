@@ -1,16 +1,16 @@
 //! `GET /v1/counts/series?from=&to=&step=`: counts at every step from `from` to `to`.
 
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use tracing::{Instrument, info_span};
 
 use super::at::CountsAt;
-use super::log::counts_at_points;
 use super::params::{format_instant, parse_instant, parse_step, query_params};
-use super::problem::{problem, unavailable};
+use super::source::counts_at_instants;
+use crate::problem::QueryError;
 use crate::state::QueryState;
 
 /// At most this many points per series (30 days at 1 h is 721).
@@ -38,32 +38,27 @@ pub struct Series {
         crate::openapi::Unprocessable, crate::openapi::Unavailable,
     ),
 )]
-pub async fn counts_series(State(state): State<QueryState>, uri: Uri) -> Response {
-    let (from, to, step) = match parse(&uri) {
-        Ok(parsed) => parsed,
-        Err(detail) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-series", detail),
-    };
-    let points = match points(from, to, step) {
-        Ok(points) => points,
-        Err(detail) => return problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-series", detail),
-    };
+pub async fn counts_series(
+    State(state): State<QueryState>,
+    uri: Uri,
+) -> Result<Response, QueryError> {
+    let (from, to, step) = parse(&uri).map_err(QueryError::InvalidSeries)?;
+    let points = points(from, to, step).map_err(QueryError::InvalidSeries)?;
+    let _slot = state.history.enter()?;
     let span = info_span!("counts_series", %from, %to, step_seconds = step.num_seconds(), points = points.len());
-    match counts_at_points(&state.pool, &points, None)
+    let counted = counts_at_instants(&state, &points, None)
         .instrument(span)
-        .await
-    {
-        Ok(counted) => axum::Json(Series {
-            from: format_instant(from),
-            to: format_instant(to),
-            step_seconds: step.num_seconds(),
-            points: counted
-                .into_iter()
-                .map(|point| CountsAt::new(&state, point, None))
-                .collect(),
-        })
-        .into_response(),
-        Err(error) => unavailable(&error),
-    }
+        .await?;
+    Ok(axum::Json(Series {
+        from: format_instant(from),
+        to: format_instant(to),
+        step_seconds: step.num_seconds(),
+        points: counted
+            .into_iter()
+            .map(|point| CountsAt::new(&state, point, None))
+            .collect(),
+    })
+    .into_response())
 }
 
 fn parse(uri: &Uri) -> Result<(DateTime<Utc>, DateTime<Utc>, TimeDelta), String> {
@@ -153,5 +148,56 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p, vec![at("2026-10-01T00:00:00Z")]);
+    }
+
+    /// A node whose database is unreachable and whose one history slot is `gate`'s.
+    fn state(gate: crate::history::HistoryGate) -> QueryState {
+        let region = domain::RegionId::parse("eu-west").unwrap();
+        QueryState {
+            pool: sqlx::postgres::PgPoolOptions::new()
+                .acquire_timeout(std::time::Duration::from_millis(100))
+                .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+                .unwrap(),
+            metrics: None,
+            projection: projector::Projection::new(),
+            feed: projector::ChangeFeed::new(),
+            region: region.clone(),
+            regions: vec![region],
+            partitions: 3,
+            stale_after: std::time::Duration::from_secs(5),
+            read_wait: std::time::Duration::from_secs(1),
+            hub: crate::stream::hub::StreamHub::new(1),
+            stream_tick: std::time::Duration::from_secs(1),
+            health: crate::readiness::TaskHealth::new(),
+            history: gate,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_series_beyond_the_history_slots_is_refused_with_retry_after() {
+        let gate = crate::history::HistoryGate::new(1);
+        let held = gate.enter().unwrap();
+        let uri: Uri =
+            "/v1/counts/series?from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z&step=1h"
+                .parse()
+                .unwrap();
+        let refused = counts_series(State(state(gate.clone())), uri.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, QueryError::Busy(1)), "{refused:?}");
+        let response = refused.into_response();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert!(
+            response
+                .headers()
+                .contains_key(axum::http::header::RETRY_AFTER)
+        );
+        // With the slot free, the read goes on to the (unreachable) database instead.
+        drop(held);
+        let failed = counts_series(State(state(gate)), uri).await.unwrap_err();
+        assert!(matches!(failed, QueryError::LogUnavailable), "{failed:?}");
     }
 }

@@ -7,10 +7,11 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use domain::RegionId;
-use projector::runtime::change_feed::{ChangeFeed, ChangeNotice};
+use projector::ChangeNotice;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
+use super::slots::{Refused, StreamSlot, StreamSlots};
 use crate::counts::render;
 use crate::state::QueryState;
 
@@ -60,8 +61,7 @@ pub struct StreamHub {
 struct Inner {
     log: Mutex<Log>,
     live: broadcast::Sender<Arc<HubEvent>>,
-    slots: Arc<Semaphore>,
-    max_streams: usize,
+    slots: StreamSlots,
     closing: watch::Sender<bool>,
 }
 
@@ -75,6 +75,11 @@ impl StreamHub {
     /// Ids continue from the boot time in milliseconds × 10⁶, so they keep increasing across
     /// restarts and an id from an earlier run is never mistaken for one of this run.
     pub fn new(max_streams: usize) -> Self {
+        Self::with_per_host_cap(max_streams, 0)
+    }
+
+    /// [`StreamHub::new`], with at most `per_host` streams from one client address (0: no cap).
+    pub fn with_per_host_cap(max_streams: usize, per_host: usize) -> Self {
         let boot = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
         Self {
             inner: Arc::new(Inner {
@@ -83,20 +88,15 @@ impl StreamHub {
                     latest: boot.saturating_mul(1_000_000),
                 }),
                 live: broadcast::channel(LIVE_BUFFER).0,
-                slots: Arc::new(Semaphore::new(max_streams)),
-                max_streams,
+                slots: StreamSlots::new(max_streams, per_host),
                 closing: watch::channel(false).0,
             }),
         }
     }
 
-    pub fn max_streams(&self) -> usize {
-        self.inner.max_streams
-    }
-
-    /// A slot for one more client, if the cap allows.
-    pub fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.inner.slots.clone().try_acquire_owned().ok()
+    /// A slot for one more client from `host`, if the caps allow.
+    pub fn admit(&self, host: Option<std::net::IpAddr>) -> Result<StreamSlot, Refused> {
+        self.inner.slots.admit(host)
     }
 
     /// Joins the live stream; `after` is the client's `Last-Event-ID`.
@@ -162,10 +162,10 @@ impl StreamHub {
 
 /// Feeds the hub until `shutdown`: renders the counts after every change (coalescing bursts)
 /// and relays every catalogue event; then ends every client's stream.
-pub async fn run_hub(state: QueryState, feed: ChangeFeed, shutdown: impl Future<Output = ()>) {
+pub async fn run_hub(state: QueryState, shutdown: impl Future<Output = ()>) {
     let hub = state.hub.clone();
     let mut changes = state.projection.subscribe();
-    let mut events = feed.subscribe();
+    let mut events = state.feed.subscribe();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -264,16 +264,5 @@ mod tests {
         assert!(start >= before);
         hub.publish(change());
         assert_eq!(hub.join(None).latest, start + 1);
-    }
-
-    #[test]
-    fn the_cap_admits_at_most_max_streams() {
-        let hub = StreamHub::new(2);
-        let first = hub.admit();
-        let second = hub.admit();
-        assert!(first.is_some() && second.is_some());
-        assert!(hub.admit().is_none());
-        drop(first);
-        assert!(hub.admit().is_some());
     }
 }

@@ -13,20 +13,23 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use domain::RegionId;
 use futures::Stream;
 use serde::Deserialize;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::hub::{HubEvent, HubEventKind};
+use super::slots::{Refused, StreamSlot};
 use crate::counts::{freshness, render};
-use crate::openapi::{NotFound, ResumeHeader, Unavailable, Unprocessable};
+use crate::openapi::{NotFound, ResumeHeader, TooManyRequests, Unavailable, Unprocessable};
 use crate::params::Params;
 use crate::problem::QueryError;
 use crate::state::QueryState;
@@ -47,13 +50,14 @@ pub struct StreamQuery {
     params(StreamQuery, ResumeHeader),
     responses(
         (status = 200, description = "The event stream; it does not end", content_type = "text/event-stream", body = String),
-        NotFound, Unprocessable, Unavailable,
+        NotFound, Unprocessable, TooManyRequests, Unavailable,
     ),
 )]
 #[tracing::instrument(skip_all)]
 pub async fn stream(
     State(state): State<QueryState>,
     Params(query): Params<StreamQuery>,
+    connected: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Result<Response, QueryError> {
     let region = match query.region {
@@ -63,10 +67,14 @@ pub async fn stream(
             _ => return Err(QueryError::UnknownRegion(raw)),
         },
     };
-    let Some(permit) = state.hub.admit() else {
+    let host = connected.map(|Extension(ConnectInfo(peer))| peer.ip());
+    let permit = state.hub.admit(host).map_err(|refused| {
         metrics::counter!("stream_refused_total").increment(1);
-        return Err(QueryError::TooManyStreams(state.hub.max_streams()));
-    };
+        match refused {
+            Refused::NodeFull(max) => QueryError::TooManyStreams(max),
+            Refused::HostFull(max) => QueryError::TooManyStreamsFromHost(max),
+        }
+    })?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -90,7 +98,7 @@ struct Client {
     pending: VecDeque<Event>,
     last_sent: u64,
     tick: Interval,
-    _slot: OwnedSemaphorePermit,
+    _slot: StreamSlot,
     _connected: Connected,
 }
 
@@ -99,7 +107,7 @@ impl Client {
         state: QueryState,
         region: Option<RegionId>,
         last_event_id: Option<u64>,
-        slot: OwnedSemaphorePermit,
+        slot: StreamSlot,
     ) -> Self {
         let joined = state.hub.join(last_event_id);
         let mut tick = tokio::time::interval(state.stream_tick);
@@ -228,7 +236,7 @@ impl Drop for Connected {
 mod tests {
     use std::time::Duration;
 
-    use projector::runtime::projection::Projection;
+    use projector::Projection;
     use projector::{ActorId, ActorState};
 
     use super::*;
@@ -241,6 +249,7 @@ mod tests {
             pool: sqlx::PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap(),
             metrics: None,
             projection: Projection::new(),
+            feed: projector::ChangeFeed::new(),
             region: region.clone(),
             regions: vec![region],
             partitions: 3,
@@ -248,6 +257,8 @@ mod tests {
             read_wait: Duration::from_secs(1),
             hub: StreamHub::new(4),
             stream_tick: Duration::from_secs(3600),
+            health: crate::readiness::TaskHealth::new(),
+            history: crate::history::HistoryGate::new(4),
         }
     }
 
@@ -261,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_falls_behind_is_resynced_with_a_snapshot() {
         let state = state();
-        let slot = state.hub.admit().unwrap();
+        let slot = state.hub.admit(None).unwrap();
         let mut client = Client::start(state.clone(), None, None, slot).await;
         let first = client.next().await.unwrap();
         assert!(
@@ -297,7 +308,7 @@ mod tests {
         let seen = state.hub.latest();
         state.hub.publish_for_test(counts());
         state.hub.publish_for_test(counts());
-        let slot = state.hub.admit().unwrap();
+        let slot = state.hub.admit(None).unwrap();
         let mut client = Client::start(state.clone(), None, Some(seen), slot).await;
         for expected in [seen + 1, seen + 2] {
             let event = format!("{:?}", client.next().await.unwrap());

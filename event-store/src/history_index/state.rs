@@ -1,0 +1,61 @@
+//! How far the index reaches, and starting it over.
+
+use sqlx::{PgConnection, PgExecutor};
+
+/// Every event logged with an arrival up to this is in the blocks.
+pub async fn indexed_through<'e>(db: impl PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT indexed_through FROM history_index_state")
+        .fetch_one(db)
+        .await
+}
+
+/// Whether the index holds every event logged so far (nothing arrived after `indexed_through`).
+pub async fn covers_log<'e>(db: impl PgExecutor<'e>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT (SELECT indexed_through FROM history_index_state)
+                >= (SELECT COALESCE(max(arrival), 0) FROM event_log)",
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn set_indexed_through(conn: &mut PgConnection, arrival: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE history_index_state SET indexed_through = $1")
+        .bind(arrival)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Before an indexer (re)builds: the index reaches nothing until it is caught up again, and
+/// only the blocks up to each actor's saved fold are kept (the rest is built again from it).
+pub async fn reset(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    set_indexed_through(&mut *conn, 0).await?;
+    sqlx::query(
+        "DELETE FROM history_blocks AS b
+          WHERE NOT EXISTS (SELECT 1 FROM history_folds AS f
+                             WHERE f.region = b.region AND f.partition = b.partition
+                               AND b.first_position <= f.position)",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Drops everything indexed for one actor, to build it again from its first event.
+pub async fn forget_actor(
+    conn: &mut PgConnection,
+    region: &str,
+    partition: i32,
+) -> Result<(), sqlx::Error> {
+    for table in ["history_blocks", "history_folds"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE region = $1 AND partition = $2"
+        ))
+        .bind(region)
+        .bind(partition)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! The projector's I/O around the pure fold of [`projector`]: Kafka consumers for a region's
+//! partitions and the catalogue, PostgreSQL checkpoints, the state exchange between regions,
+//! and the event log history reads from.
+
+mod batch;
+pub mod catalogue_follower;
+pub mod checkpoint;
+pub mod exchange;
+pub mod known_states;
+pub mod partition_projector;
+pub mod source;
+pub mod undecodable;

@@ -1,0 +1,428 @@
+//! Folds this region's events topic into one CRDT actor per partition.
+//!
+//! The region's projector processes form one consumer group, so each partition is folded by
+//! exactly one of them at a time. A partition's fold is loaded from its checkpoint the first
+//! time one of its records arrives; records below the checkpoint's offset are skipped (the
+//! Kafka group offset is only a hint), so a restart or rebalance resumes exactly where the last
+//! durable commit stopped. Checkpoints are committed in batches, one transaction for every
+//! partition that moved.
+//!
+//! A new state is published and merged as soon as the records at hand are folded, before its
+//! checkpoint commits: the fold is deterministic, so whoever folds those records again after a
+//! crash (this process or the partition's next owner, from the last checkpoint) reaches the
+//! same state, dot for dot, and merging it again changes nothing. Waiting for the commit would
+//! only add its interval to every change's way to the other regions.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use domain::{EventEnvelope, RegionId};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use sqlx::PgPool;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::checkpoint::{self, CheckpointError};
+use crate::exchange::StatePublisher;
+use crate::source::{ExplicitOffsets, group_config};
+use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
+use projector::Projection;
+use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, SkipReason};
+
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    pub brokers: String,
+    pub region: RegionId,
+    pub events_topic: String,
+    pub group: String,
+    /// A checkpoint is committed after this many records...
+    pub commit_every: usize,
+    /// ...or this long after the first uncommitted one, whichever comes first.
+    pub commit_interval: Duration,
+    /// Every assigned partition's state is republished this often, traffic or not, so other
+    /// nodes can tell a quiet region from a silent one.
+    pub heartbeat: Duration,
+    /// What to do with a record that is not an event this build can read.
+    pub undecodable: UndecodablePolicy,
+    /// Where `dead-letter` copies such records.
+    pub dead_letter_topic: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    #[error(transparent)]
+    Undecodable(#[from] UndecodableError),
+}
+
+/// One partition being folded by this process.
+struct Owned {
+    fold: PartitionFold,
+    next_offset: i64,
+    dirty: bool,
+}
+
+struct Projector {
+    config: ProjectorConfig,
+    pool: PgPool,
+    projection: Projection,
+    publisher: StatePublisher,
+    undecodable: Undecodable,
+    owned: HashMap<i32, Owned>,
+    uncommitted: usize,
+    oldest_uncommitted: Option<Instant>,
+    last_heartbeat: Instant,
+    /// Partitions folded since their state was last published.
+    unpublished: BTreeSet<i32>,
+    last_publish: Instant,
+}
+
+/// Under a steady stream of records (never a moment with none at hand), states are still
+/// published at least this often.
+const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(10);
+
+/// Runs until `shutdown`, then commits what it folded.
+pub async fn run_projector(
+    config: ProjectorConfig,
+    pool: PgPool,
+    projection: Projection,
+    publisher: StatePublisher,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProjectorError> {
+    let starts = checkpoint::next_offsets(&pool, &config.events_topic)
+        .await
+        .map_err(CheckpointError::from)?;
+    let context = ExplicitOffsets::new(starts, "projector_consumer_lag");
+    let consumer: StreamConsumer<ExplicitOffsets> =
+        group_config(&config.brokers, &config.group).create_with_context(context)?;
+    consumer.subscribe(&[config.events_topic.as_str()])?;
+    let undecodable = Undecodable::new(
+        config.undecodable,
+        &config.brokers,
+        &config.dead_letter_topic,
+        &config.group,
+    )?;
+    info!(topic = %config.events_topic, group = %config.group, "projector started");
+    let mut projector = Projector {
+        config,
+        pool,
+        projection,
+        publisher,
+        undecodable,
+        owned: HashMap::new(),
+        uncommitted: 0,
+        oldest_uncommitted: None,
+        last_heartbeat: Instant::now(),
+        unpublished: BTreeSet::new(),
+        last_publish: Instant::now(),
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // With states to publish, only take a record already at hand; none means the burst
+        // is folded: publish now.
+        let wait = if projector.unpublished.is_empty() {
+            projector.time_to_commit()
+        } else {
+            Duration::ZERO
+        };
+        let received = tokio::select! {
+            biased;
+            () = shutdown.as_mut() => break,
+            received = tokio::time::timeout(wait, consumer.recv()) => received,
+        };
+        match received {
+            Ok(Ok(message)) => projector.fold(&message).await?,
+            Ok(Err(error)) => {
+                warn!(%error, "projector: consumer error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_elapsed) => projector.publish_unpublished().await,
+        }
+        if projector.last_publish.elapsed() >= PUBLISH_AT_LEAST_EVERY {
+            projector.publish_unpublished().await;
+        }
+        projector.forget_revoked(&consumer).await;
+        if projector.commit_due() {
+            projector.commit_with_retry(&consumer).await;
+        }
+        if projector.last_heartbeat.elapsed() >= projector.config.heartbeat {
+            projector.heartbeat(&consumer).await?;
+        }
+    }
+    projector.commit_with_retry(&consumer).await;
+    info!("projector stopped");
+    Ok(())
+}
+
+impl Projector {
+    async fn fold(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ProjectorError> {
+        let partition = message.partition();
+        if !self.owned.contains_key(&partition) {
+            let owned = self.load(partition).await?;
+            self.owned.insert(partition, owned);
+        }
+        let Some(owned) = self.owned.get_mut(&partition) else {
+            return Ok(());
+        };
+        if message.offset() < owned.next_offset {
+            metrics::counter!("projector_redelivered_total").increment(1);
+            return Ok(());
+        }
+        // Decoded here so an undecodable record follows the configured policy: the fold
+        // never sees it unless it was dead-lettered (then only its offset is consumed).
+        let decoded = match message.payload() {
+            Some(payload) => EventEnvelope::decode(payload).map_err(|e| e.to_string()),
+            None => Err("the record has no payload".to_owned()),
+        };
+        let outcome = match decoded {
+            Ok(envelope) => owned.fold.apply(message.offset(), &envelope),
+            Err(reason) => {
+                self.undecodable.handle(message, &reason).await?;
+                let reason = SkipReason::Malformed(format!("dead-lettered: {reason}"));
+                owned.fold.skip(message.offset(), reason)
+            }
+        };
+        metrics::counter!("projector_events_folded_total", "outcome" => outcome_label(&outcome))
+            .increment(1);
+        owned.next_offset = message.offset() + 1;
+        owned.dirty = true;
+        self.unpublished.insert(partition);
+        self.uncommitted += 1;
+        self.oldest_uncommitted.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// Publishes and merges the state of every partition folded since its last publication.
+    async fn publish_unpublished(&mut self) {
+        self.last_publish = Instant::now();
+        if self.unpublished.is_empty() {
+            return;
+        }
+        let states: Vec<ActorState> = std::mem::take(&mut self.unpublished)
+            .into_iter()
+            .filter_map(|partition| self.owned.get(&partition))
+            .map(|owned| owned.fold.state())
+            .collect();
+        for state in &states {
+            self.publisher.publish(state);
+        }
+        self.projection.observe(states).await;
+    }
+
+    /// The partition's committed fold, or a fresh one; its state is published right away so
+    /// the other regions learn about a new owner's actor without waiting for traffic.
+    async fn load(&self, partition: i32) -> Result<Owned, ProjectorError> {
+        let (fold, next_offset) = match self.load_checkpoint(partition).await? {
+            Some((fold, next)) => (fold, next),
+            None => (
+                PartitionFold::new(ActorId::new(self.config.region.clone(), partition)),
+                0,
+            ),
+        };
+        info!(partition, next_offset, "projector: partition loaded");
+        let state = fold.state();
+        self.publisher.publish(&state);
+        self.projection.observe([state]).await;
+        Ok(Owned {
+            fold,
+            next_offset,
+            dirty: false,
+        })
+    }
+
+    /// A database outage delays folding instead of ending it; a corrupt checkpoint is fatal.
+    async fn load_checkpoint(
+        &self,
+        partition: i32,
+    ) -> Result<Option<(PartitionFold, i64)>, ProjectorError> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let (region, topic) = (&self.config.region, &self.config.events_topic);
+            match checkpoint::load(&self.pool, region, topic, partition).await {
+                Err(CheckpointError::Database(error)) => {
+                    warn!(%error, partition, retry_in_ms = delay.as_millis(), "projector: checkpoint not loaded");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
+    fn time_to_commit(&self) -> Duration {
+        let heartbeat = self
+            .config
+            .heartbeat
+            .saturating_sub(self.last_heartbeat.elapsed());
+        match self.oldest_uncommitted {
+            Some(since) => self
+                .config
+                .commit_interval
+                .saturating_sub(since.elapsed())
+                .min(heartbeat),
+            None => heartbeat,
+        }
+    }
+
+    /// Commits, loads assigned partitions that had no traffic yet, and republishes every
+    /// owned partition's (committed) state.
+    async fn heartbeat(
+        &mut self,
+        consumer: &StreamConsumer<ExplicitOffsets>,
+    ) -> Result<(), ProjectorError> {
+        self.last_heartbeat = Instant::now();
+        self.commit_with_retry(consumer).await;
+        let assigned: Vec<i32> = consumer
+            .assignment()
+            .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        for partition in assigned {
+            if !self.owned.contains_key(&partition) {
+                let owned = self.load(partition).await?;
+                self.owned.insert(partition, owned);
+            }
+        }
+        if !self.projection.is_caught_up() {
+            let topic = &self.config.events_topic;
+            let positions: Vec<((String, i32), i64)> = self
+                .owned
+                .iter()
+                .map(|(partition, owned)| ((topic.clone(), *partition), owned.next_offset))
+                .collect();
+            if consumer.context().caught_up(&positions) {
+                info!(partitions = positions.len(), "projector caught up");
+                self.projection.mark_caught_up();
+            }
+        }
+        let states: Vec<ActorState> = self.owned.values().map(|o| o.fold.state()).collect();
+        for state in &states {
+            self.publisher.publish(state);
+        }
+        self.projection.observe(states).await;
+        Ok(())
+    }
+
+    fn commit_due(&self) -> bool {
+        self.uncommitted >= self.config.commit_every
+            || self
+                .oldest_uncommitted
+                .is_some_and(|since| since.elapsed() >= self.config.commit_interval)
+    }
+
+    /// Commits until it works: the fold must not run ahead of what is durable for long.
+    async fn commit_with_retry(&mut self, consumer: &StreamConsumer<ExplicitOffsets>) {
+        let mut delay = Duration::from_millis(100);
+        while let Err(error) = self.commit(consumer).await {
+            warn!(%error, retry_in_ms = delay.as_millis(), "projector: checkpoint commit failed");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        consumer: &StreamConsumer<ExplicitOffsets>,
+    ) -> Result<(), sqlx::Error> {
+        let dirty: BTreeSet<i32> = self
+            .owned
+            .iter()
+            .filter(|(_, owned)| owned.dirty)
+            .map(|(partition, _)| *partition)
+            .collect();
+        if dirty.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let span = info_span!(
+            "fold_batch",
+            partitions = dirty.len(),
+            events = self.uncommitted
+        );
+        async {
+            let mut tx = self.pool.begin().await?;
+            for partition in &dirty {
+                let Some(owned) = self.owned.get(partition) else {
+                    continue;
+                };
+                let snapshot = owned
+                    .fold
+                    .snapshot()
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                checkpoint::save(
+                    &mut tx,
+                    &self.config.region,
+                    &self.config.events_topic,
+                    *partition,
+                    owned.next_offset,
+                    &snapshot,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .instrument(span)
+        .await?;
+        metrics::histogram!("projector_commit_seconds").record(started.elapsed().as_secs_f64());
+
+        let mut hint = TopicPartitionList::new();
+        for partition in &dirty {
+            if let Some(owned) = self.owned.get_mut(partition) {
+                owned.dirty = false;
+                consumer.context().advance(
+                    &self.config.events_topic,
+                    *partition,
+                    owned.next_offset,
+                );
+                let _ = hint.add_partition_offset(
+                    &self.config.events_topic,
+                    *partition,
+                    Offset::Offset(owned.next_offset),
+                );
+            }
+        }
+        // A hint for where the group resumes; the checkpoint decides what is skipped.
+        let _ = consumer.commit(&hint, CommitMode::Async);
+        // Published when folded, unless the commit came first (then now).
+        self.publish_unpublished().await;
+        self.uncommitted = 0;
+        self.oldest_uncommitted = None;
+        Ok(())
+    }
+
+    /// Commits, then drops partitions a rebalance took away: their next owner loads them from
+    /// the checkpoint, and so do we if they come back.
+    async fn forget_revoked(&mut self, consumer: &StreamConsumer<ExplicitOffsets>) {
+        let revoked: Vec<i32> = consumer
+            .context()
+            .take_revoked()
+            .into_iter()
+            .map(|(_, partition)| partition)
+            .collect();
+        if revoked.is_empty() {
+            return;
+        }
+        self.commit_with_retry(consumer).await;
+        for partition in revoked {
+            if self.owned.remove(&partition).is_some() {
+                info!(partition, "projector: partition revoked");
+            }
+        }
+    }
+}
+
+fn outcome_label(outcome: &FoldOutcome) -> &'static str {
+    match outcome {
+        FoldOutcome::Applied => "applied",
+        FoldOutcome::Duplicate { .. } => "duplicate",
+        FoldOutcome::Held { .. } => "held",
+        FoldOutcome::Skipped(_) => "skipped",
+    }
+}

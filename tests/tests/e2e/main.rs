@@ -1,0 +1,34 @@
+//! The end-to-end tests, one binary: every module drives real region-node processes or an
+//! in-process node against the real broker and PostgreSQL, on one harness (`support`). Each
+//! test has its own database, topics and consumer groups; node-process clusters take turns.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+mod audit;
+mod bad_input;
+mod changes;
+mod clock;
+mod commands;
+mod convergence;
+mod dashboard;
+mod exchange_trust;
+mod history;
+mod history_index;
+mod history_pages;
+mod openapi;
+mod ownership;
+mod pg_restart;
+mod poison;
+mod projector_crash;
+mod read_side;
+mod read_your_writes;
+mod recreated_store;
+mod relay;
+mod relay_faults;
+mod stream_slots;

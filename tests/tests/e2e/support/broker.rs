@@ -1,0 +1,146 @@
+//! A private Nisshi broker for tests that take the broker down: its own port and sqlite file,
+//! so stopping it disturbs no other test, and data survives its restart. Or, for fault tests,
+//! in memory behind a [`FaultProxy`] that it advertises as its own address, so every client
+//! (bootstrap and the reconnections to the advertised broker alike) goes through the proxy.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::fault_proxy::FaultProxy;
+
+/// How a private broker stores its data and which address it gives clients.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerOptions {
+    /// `memory://nisshi/` (fast; everything is lost when it stops) instead of sqlite.
+    pub in_memory: bool,
+    /// The address in the broker's metadata, which clients reconnect to (default: its own).
+    pub advertised: Option<SocketAddr>,
+}
+
+/// A broker process this test started; killed when dropped.
+#[derive(Debug)]
+pub struct PrivateBroker {
+    addr: SocketAddr,
+    advertised: SocketAddr,
+    storage: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn free_loopback_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+fn nisshi_bin() -> PathBuf {
+    std::env::var_os("NISSHI_BIN").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME or NISSHI_BIN must be set");
+            PathBuf::from(home).join(".cargo/bin/nisshi")
+        },
+        PathBuf::from,
+    )
+}
+
+impl PrivateBroker {
+    /// Starts a broker on a free loopback port with sqlite storage in a fresh directory.
+    pub async fn start() -> Self {
+        Self::start_with(free_loopback_addr(), BrokerOptions::default()).await
+    }
+
+    /// Starts a broker listening on `addr`, stored and advertised as `options` say.
+    pub async fn start_with(addr: SocketAddr, options: BrokerOptions) -> Self {
+        let dir = std::env::temp_dir().join(format!("relay-broker-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let storage = if options.in_memory {
+            "memory://nisshi/"
+        } else {
+            "sqlite:///nisshi.db"
+        };
+        let mut broker = Self {
+            addr,
+            advertised: options.advertised.unwrap_or(addr),
+            storage: storage.to_owned(),
+            dir,
+            child: None,
+        };
+        broker.restart().await;
+        broker
+    }
+
+    /// An in-memory broker behind a fault proxy: the proxy listens on port P and forwards to
+    /// the broker's port B, and the broker advertises P, so every Kafka client given
+    /// [`PrivateBroker::brokers`] talks to it through the proxy only.
+    pub async fn start_behind_proxy() -> (Self, FaultProxy) {
+        let listener = free_loopback_addr();
+        let proxy = FaultProxy::start(listener)
+            .await
+            .expect("starting the fault proxy");
+        let options = BrokerOptions {
+            in_memory: true,
+            advertised: Some(proxy.addr()),
+        };
+        let broker = Self::start_with(listener, options).await;
+        (broker, proxy)
+    }
+
+    /// `bootstrap.servers` for this broker: the advertised address.
+    pub fn brokers(&self) -> String {
+        self.advertised.to_string()
+    }
+
+    /// Where the process itself listens (bypasses a proxy it advertises).
+    pub fn listener(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kills the process (an outage, not a clean stop).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Starts the process again on the same port and storage, and waits until it listens.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let url = format!("tcp://{}", self.addr);
+        let advertised = format!("tcp://{}", self.advertised);
+        // sqlite paths resolve against the working directory: run it in its own directory.
+        let child = Command::new(nisshi_bin())
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "error")
+            .args(["broker", "--cluster-id", "relay-outage-test"])
+            .args([
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+            ])
+            .args(["--storage-engine", &self.storage])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let addr = self.addr;
+        super::wait_until("private broker accepts connections", || async move {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await;
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,185 @@
+//! A private PostgreSQL 15 server for tests that restart the database: its own data directory
+//! and loopback port, trust authentication, so restarting it disturbs no other test (the
+//! machine's shared server on 5432 is never touched). PostgreSQL refuses to run as root, so as
+//! root every `initdb` / `pg_ctl` runs as the `postgres` user (`runuser -u postgres --`).
+//! Stopped (immediately) and its directory removed when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection};
+
+/// `PG_BIN` overrides where `initdb` and `pg_ctl` are found.
+fn pg_bin(tool: &str) -> PathBuf {
+    std::env::var_os("PG_BIN")
+        .map_or_else(
+            || PathBuf::from("/usr/lib/postgresql/15/bin"),
+            PathBuf::from,
+        )
+        .join(tool)
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A server this test started.
+#[derive(Debug)]
+pub struct PrivatePostgres {
+    port: u16,
+    dir: PathBuf,
+    as_root: bool,
+}
+
+impl PrivatePostgres {
+    /// `initdb` in a fresh directory, then starts the server on a free loopback port and waits
+    /// until it accepts connections.
+    pub async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("aigo-pg-{}", uuid::Uuid::new_v4().simple()));
+        let server = Self {
+            port,
+            dir,
+            as_root: running_as_root(),
+        };
+        server.run(Command::new("mkdir").arg("-p").arg(server.data()));
+        let initdb = server.run(
+            Command::new(pg_bin("initdb"))
+                .arg("-D")
+                .arg(server.data())
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
+        );
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        server.start_server().await;
+        server
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`: the admin URL (creates databases).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log file.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
+    /// A crash and a recovery: `pg_ctl stop -m immediate` (every backend killed, no checkpoint,
+    /// every client connection broken), then a start with crash recovery. Returns when it
+    /// accepts connections again.
+    pub async fn restart_immediate(&self) {
+        self.stop_immediate();
+        self.start_server().await;
+    }
+
+    /// `pg_ctl stop -m immediate`: clients see their connections broken at once.
+    pub fn stop_immediate(&self) {
+        let stopped = self.run(
+            Command::new(pg_bin("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"]),
+        );
+        assert!(
+            stopped.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections.
+    pub async fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let started = self.run(
+            Command::new(pg_bin("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.log())
+                .args(["-o", &options, "-w", "-t", "60", "start"]),
+        );
+        assert!(
+            started.status.success(),
+            "pg_ctl start failed: {}\n{}",
+            String::from_utf8_lossy(&started.stderr),
+            std::fs::read_to_string(self.log()).unwrap_or_default()
+        );
+        let url = self.url();
+        let url = url.as_str();
+        super::wait_until(
+            "the private PostgreSQL accepts connections",
+            || async move {
+                let connection = PgConnection::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let _ = connection.close().await;
+                Ok(())
+            },
+        )
+        .await;
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Runs `command` (as `postgres` when the test runs as root).
+    fn run(&self, command: &mut Command) -> Output {
+        let output = if self.as_root {
+            let mut wrapped = Command::new("runuser");
+            wrapped
+                .args(["-u", "postgres", "--"])
+                .arg(command.get_program())
+                .args(command.get_args());
+            wrapped.output()
+        } else {
+            command.output()
+        };
+        output.unwrap_or_else(|e| panic!("running {:?}: {e}", command.get_program()))
+    }
+
+    fn remove(dir: &Path) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self.run(
+            Command::new(pg_bin("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "-t", "20", "stop"]),
+        );
+        // Give the postmaster a moment to remove its socket and lock files.
+        std::thread::sleep(Duration::from_millis(100));
+        if std::env::var_os("KEEP_PG_DIR").is_some() || std::thread::panicking() {
+            eprintln!(
+                "[postgres] private server's files kept in {}",
+                self.dir.display()
+            );
+        } else {
+            Self::remove(&self.dir);
+        }
+    }
+}
