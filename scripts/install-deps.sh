@@ -6,17 +6,20 @@ set -euo pipefail
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# Debian packages the build needs. rdkafka 0.39 (default features: libz, tokio)
-# builds its bundled librdkafka with mklove's ./configure && make libs:
+# Debian packages the build needs. rdkafka 0.39 (features: libz, tokio, ssl, gssapi)
+# builds its bundled librdkafka with mklove's ./configure && make libs, linked
+# against Debian's OpenSSL (TLS, SASL/SCRAM) and Cyrus SASL (SASL/GSSAPI):
 #   build-essential  gcc, g++ (configure requires a C++ compiler), make, libc headers
-#   pkg-config       how libz-sys finds the system zlib
+#   pkg-config       how libz-sys, openssl-sys and sasl2-sys find the system libraries
 #   zlib1g-dev       system zlib, so libz-sys and librdkafka don't build their own
+#   libssl-dev       OpenSSL for librdkafka's TLS and SCRAM
+#   libsasl2-dev     Cyrus SASL for librdkafka's SASL/GSSAPI (sasl2-sys)
 #   python3          librdkafka's Makefile runs lds-gen.py for its linker script
-# Not needed: cmake (only with rdkafka's cmake-build feature), libssl-dev,
-# libsasl2-dev and libcurl (ssl/gssapi/curl features are off, and the build passes
-# --disable-* for them), libpq (sqlx speaks the PostgreSQL protocol itself).
+#   openssl          the CLI: tests make their own CA and certificates
+# Not needed: cmake (only with rdkafka's cmake-build feature), libcurl (the curl
+# feature is off), libpq (sqlx speaks the PostgreSQL protocol itself, TLS by rustls).
 # The same set also builds Nisshi (libsql and aws-lc-sys use the cc crate).
-BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
+BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev libssl-dev libsasl2-dev python3 openssl curl jq)
 
 # What the test command runs besides cargo (named so a machine without them gets them):
 #   python3-venv       scripts/schemathesis.sh's venv when no newer Python is at hand
@@ -24,7 +27,8 @@ BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev python3 curl jq)
 #   postgresql         the server: services.sh starts it; pg_restart.rs runs a private one
 #                      from /usr/lib/postgresql/15/bin (initdb, pg_ctl)
 #   faketime           libfaketime, which steps a test node's clock back (tests/tests/e2e/clock.rs)
-TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime)
+#   socat              a TLS-terminating proxy in front of the test broker (tests/tests/e2e/secured.rs)
+TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime socat)
 
 # Browser tests: the dashboard's end-to-end test drives Debian's headless
 # Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).

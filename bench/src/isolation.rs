@@ -235,7 +235,7 @@ async fn lag_zero(client: &reqwest::Client, target: &str, since: Instant) -> Opt
             .ok()?;
         let lag: f64 = text
             .lines()
-            .filter(|line| line.starts_with("projector_consumer_lag"))
+            .filter(|line| line.starts_with("aigo_projector_consumer_lag"))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
         if lag == 0.0 {

@@ -5,7 +5,7 @@ use domain::{
     Ownership, RegionId, StreamId, decide_availability, decide_model,
 };
 use event_store::{
-    AppendError, CommandMeta, EventStore, IdempotencyClaim, NewEvents, StoredResponse,
+    AppendError, CommandMeta, EventStore, IdempotencyClaim, NewEvents, StoredResponse, StreamState,
 };
 use uuid::Uuid;
 
@@ -107,7 +107,7 @@ impl CommandService {
                 Err(refusal) => return self.unless_already_answered(&request, refusal).await,
             };
             let stream = new.stream.clone();
-            let expected = new.expected_version;
+            let expected = new.expected_version();
             let appended = self
                 .store
                 .append(new, &meta, request.idempotency.clone(), |recorded| {
@@ -182,7 +182,7 @@ impl CommandService {
                 let events = decide_model(&state, id, acting, command)?;
                 Ok(NewEvents {
                     stream: StreamId::Model(id.clone()),
-                    expected_version: state.version,
+                    prior: StreamState::Model(state),
                     events,
                 })
             }
@@ -200,7 +200,7 @@ impl CommandService {
                         region: region.clone(),
                         model: model.clone(),
                     },
-                    expected_version: state.version,
+                    prior: StreamState::Availability(state),
                     events,
                 })
             }

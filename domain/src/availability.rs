@@ -1,5 +1,7 @@
 //! Which regions serve a model: the availability stream's state, decisions and evolution.
 
+use serde::{Deserialize, Serialize};
+
 use crate::command::AvailabilityCommand;
 use crate::envelope::EventPayload;
 use crate::error::DomainError;
@@ -14,7 +16,7 @@ pub struct CatalogueFacts {
 }
 
 /// Whether one region serves one model, folded from `availability:<region>:<model>`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AvailabilityState {
     pub served: bool,
     pub version: u64,

@@ -1,5 +1,7 @@
 //! A model's stream: its state, the decisions on commands and the evolution by events.
 
+use serde::{Deserialize, Serialize};
+
 use crate::command::ModelCommand;
 use crate::envelope::EventPayload;
 use crate::error::DomainError;
@@ -8,7 +10,7 @@ use crate::lifecycle::{Lifecycle, OperationalStatus};
 use crate::text::LocalizedText;
 
 /// Everything known about a registered model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelRecord {
     pub id: ModelId,
     pub provider: ProviderId,
@@ -21,7 +23,7 @@ pub struct ModelRecord {
 
 /// A model's lifecycle stream folded: `None` until registered. `version` is the number of
 /// events applied, i.e. the stream's last sequence number.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelState {
     pub record: Option<ModelRecord>,
     pub version: u64,

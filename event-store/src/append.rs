@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::catalogue::apply_to_catalogue;
 use crate::error::{AppendError, StoreError, violated_constraint};
 use crate::store::EventStore;
+use crate::stream_heads::{self, StreamState};
 
 /// Who asked and why: copied into every event's envelope.
 #[derive(Debug, Clone, Default)]
@@ -18,12 +19,19 @@ pub struct CommandMeta {
     pub actor: Option<String>,
 }
 
-/// Events decided against `expected_version` of `stream`.
+/// Events decided on `prior`, the state of `stream` they were decided against.
 #[derive(Debug, Clone)]
 pub struct NewEvents {
     pub stream: StreamId,
-    pub expected_version: u64,
+    pub prior: StreamState,
     pub events: Vec<EventPayload>,
+}
+
+impl NewEvents {
+    /// The stream's version the events were decided against (optimistic concurrency).
+    pub fn expected_version(&self) -> u64 {
+        self.prior.version()
+    }
 }
 
 /// Records the command's answer under its idempotency key, in the append's transaction.
@@ -63,18 +71,23 @@ impl EventStore {
             .await
             .map_err(StoreError::from)?;
 
+        let expected = new.expected_version();
+        let head = new.prior.after(&new.events);
         let mut recorded = Vec::with_capacity(new.events.len());
         for (offset, event) in new.events.into_iter().enumerate() {
-            let sequence = new.expected_version + offset as u64 + 1;
+            let sequence = expected + offset as u64 + 1;
             let envelope = self
                 .insert_event(&mut tx, &new.stream, sequence, event, meta)
                 .await
-                .map_err(|e| classify(e, &new.stream, new.expected_version))?;
+                .map_err(|e| classify(e, &new.stream, expected))?;
             apply_to_catalogue(&mut tx, &envelope)
                 .await
                 .map_err(StoreError::from)?;
             recorded.push(envelope);
         }
+        stream_heads::write(&mut tx, &new.stream, &head)
+            .await
+            .map_err(StoreError::from)?;
 
         if let Some(claim) = claim {
             let response = answer(&recorded);
@@ -90,7 +103,7 @@ impl EventStore {
             .bind(&response.body)
             .execute(&mut *tx)
             .await
-            .map_err(|e| classify(e, &new.stream, new.expected_version))?;
+            .map_err(|e| classify(e, &new.stream, expected))?;
         }
         sqlx::query("SELECT pg_notify('outbox', '')")
             .execute(&mut *tx)
@@ -98,7 +111,7 @@ impl EventStore {
             .map_err(StoreError::from)?;
         tx.commit()
             .await
-            .map_err(|e| classify(e, &new.stream, new.expected_version))?;
+            .map_err(|e| classify(e, &new.stream, expected))?;
         Ok(recorded)
     }
 

@@ -11,8 +11,10 @@ pub mod history_index;
 mod idempotency;
 mod load;
 mod store;
+mod stream_heads;
 
 pub use append::{CommandMeta, IdempotencyClaim, NewEvents, StoredResponse};
 pub use error::{AppendError, StoreError};
 pub use idempotency::RecordedAnswer;
 pub use store::EventStore;
+pub use stream_heads::StreamState;

@@ -8,6 +8,7 @@ use domain::{
 use crate::catalogue;
 use crate::error::StoreError;
 use crate::store::EventStore;
+use crate::stream_heads::{self, Lookup};
 
 impl EventStore {
     /// Every event of one stream, in sequence order.
@@ -26,16 +27,43 @@ impl EventStore {
             .collect()
     }
 
-    /// The model's lifecycle stream, folded.
+    /// The model's lifecycle stream, folded: its head if recorded, else all its events.
     pub async fn load_model(&self, id: &ModelId) -> Result<ModelState, StoreError> {
+        let stream = StreamId::Model(id.clone());
+        match stream_heads::lookup(&self.pool, &stream).await? {
+            Lookup::Empty => Ok(ModelState::default()),
+            Lookup::Head(state) => Ok(state),
+            Lookup::Fold => self.fold_model(id).await,
+        }
+    }
+
+    /// The model's lifecycle stream folded from every event: the reference for its head.
+    pub async fn fold_model(&self, id: &ModelId) -> Result<ModelState, StoreError> {
         let events = self.read_stream(&StreamId::Model(id.clone())).await?;
         Ok(events.iter().fold(ModelState::default(), |state, e| {
             evolve_model(state, &e.event)
         }))
     }
 
-    /// Whether `region` serves `model`, folded from its availability stream.
+    /// Whether `region` serves `model`: its availability stream's head, else its events folded.
     pub async fn load_availability(
+        &self,
+        region: &RegionId,
+        model: &ModelId,
+    ) -> Result<AvailabilityState, StoreError> {
+        let stream = StreamId::Availability {
+            region: region.clone(),
+            model: model.clone(),
+        };
+        match stream_heads::lookup(&self.pool, &stream).await? {
+            Lookup::Empty => Ok(AvailabilityState::default()),
+            Lookup::Head(state) => Ok(state),
+            Lookup::Fold => self.fold_availability(region, model).await,
+        }
+    }
+
+    /// The availability stream folded from every event: the reference for its head.
+    pub async fn fold_availability(
         &self,
         region: &RegionId,
         model: &ModelId,

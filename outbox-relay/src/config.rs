@@ -2,15 +2,19 @@
 
 use std::time::Duration;
 
-use crate::topics::TopicSpec;
+use kafka_client::KafkaClient;
+
+use crate::topics::{Provisioning, TopicSpec};
 
 /// How the relay talks to Kafka and paces itself.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    /// `bootstrap.servers`, e.g. `127.0.0.1:9092`.
-    pub brokers: String,
-    /// Topics created (if absent) before the first publish.
+    /// The brokers and the operator's client properties.
+    pub kafka: KafkaClient,
+    /// Topics created (if absent, unless provisioned by an operator) and checked before the
+    /// first publish.
     pub topics: Vec<TopicSpec>,
+    pub provisioning: Provisioning,
     /// Rows read and sent per batch.
     pub batch_size: u32,
     /// Wake-up interval when no notification arrives: covers missed `NOTIFY`s and outages.
@@ -26,12 +30,13 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// Defaults for everything but the broker list.
+    /// Defaults for everything but the brokers.
     #[must_use]
-    pub fn new(brokers: impl Into<String>) -> Self {
+    pub fn new(kafka: impl Into<KafkaClient>) -> Self {
         Self {
-            brokers: brokers.into(),
+            kafka: kafka.into(),
             topics: Vec::new(),
+            provisioning: Provisioning::Create,
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             max_backoff: Duration::from_secs(5),

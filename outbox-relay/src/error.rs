@@ -14,8 +14,31 @@ pub enum TopicError {
     },
     #[error("topic {topic} did not appear in broker metadata in time")]
     NotVisible { topic: String },
+    #[error(
+        "topic {topic} does not exist, and kafka.create_topics is false: create it as docs/DEPLOYMENT.md says"
+    )]
+    Missing { topic: String },
+    #[error("topic {topic}: {setting} is {found}, but the node needs {expected}")]
+    Misconfigured {
+        topic: String,
+        setting: &'static str,
+        expected: String,
+        found: String,
+    },
+    #[error("describing topic {topic}: {code}")]
+    Describe {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl TopicError {
+    /// The topics are there but not as the node needs them: waiting does not help.
+    pub fn is_misconfiguration(&self) -> bool {
+        matches!(self, Self::Missing { .. } | Self::Misconfigured { .. })
+    }
 }
 
 /// A relay step (publish, reconcile) failed. Every variant is retried by [`crate::run`].

@@ -26,4 +26,4 @@ pub use producer::{
 pub use publish::{RelayOutcome, relay_once};
 pub use reconcile::{reconcile, reconcile_with};
 pub use run::run;
-pub use topics::{TopicSpec, ensure_topics};
+pub use topics::{Provisioning, TopicKind, TopicSpec, ensure_topics};

@@ -13,11 +13,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use kafka_client::KafkaClient;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
@@ -26,14 +27,14 @@ use crate::producer::position_from_headers;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PartitionReader {
-    brokers: String,
+    kafka: KafkaClient,
     timeout: Duration,
 }
 
 impl PartitionReader {
-    pub(crate) fn new(brokers: &str, timeout: Duration) -> Self {
+    pub(crate) fn new(kafka: &KafkaClient, timeout: Duration) -> Self {
         Self {
-            brokers: brokers.to_owned(),
+            kafka: kafka.clone(),
             timeout,
         }
     }
@@ -100,9 +101,12 @@ impl PartitionReader {
     }
 
     fn consumer(&self) -> Result<StreamConsumer<ReaderContext>, KafkaError> {
-        ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .set("client.id", "outbox-relay-reconcile")
+        self.kafka
+            .config(&[
+                ("client.id", "outbox-relay-reconcile"),
+                // Low, or each fetch at the (idle) end waits the default 500 ms.
+                ("fetch.wait.max.ms", "10"),
+            ])
             // librdkafka refuses assign() without a group id; the group is never joined
             // (no subscribe) and nothing is committed.
             .set("group.id", "outbox-relay-reconcile")
@@ -110,8 +114,6 @@ impl PartitionReader {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest")
-            // Low, or each fetch at the (idle) end waits the default 500 ms.
-            .set("fetch.wait.max.ms", "10")
             .create_with_context(ReaderContext)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::future::join_all;
-use rdkafka::ClientConfig;
+use kafka_client::KafkaClient;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
@@ -27,7 +27,7 @@ const CONTENT_TYPE: &str = "application/json";
 #[derive(Clone)]
 pub struct Publisher {
     producer: FutureProducer,
-    brokers: String,
+    kafka: KafkaClient,
     request_timeout: Duration,
     partitions: Arc<Mutex<HashMap<String, i32>>>,
 }
@@ -35,7 +35,7 @@ pub struct Publisher {
 impl fmt::Debug for Publisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Publisher")
-            .field("brokers", &self.brokers)
+            .field("brokers", &self.kafka.brokers())
             .finish_non_exhaustive()
     }
 }
@@ -60,31 +60,32 @@ pub struct SendReport {
 impl Publisher {
     /// Creates the producer. Fails only on invalid configuration: it connects lazily.
     pub fn new(config: &RelayConfig) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
-            .set("client.id", "outbox-relay")
+        let linger = config.linger.as_millis().to_string();
+        // Finite, so an outage fails the batch instead of hanging it.
+        let message_timeout = config.message_timeout.as_millis().to_string();
+        let producer: FutureProducer = config
+            .kafka
+            .config(&[
+                ("client.id", "outbox-relay"),
+                ("linger.ms", &linger),
+                ("message.timeout.ms", &message_timeout),
+            ])
             // Per-partition order with no duplicates from the producer's own retries.
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", config.linger.as_millis().to_string())
-            // Finite, so an outage fails the batch instead of hanging it.
-            .set(
-                "message.timeout.ms",
-                config.message_timeout.as_millis().to_string(),
-            )
             .create()?;
         Ok(Self {
             producer,
-            brokers: config.brokers.clone(),
+            kafka: config.kafka.clone(),
             request_timeout: config.request_timeout,
             partitions: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
-    /// The broker list this publisher was built with.
+    /// The brokers and client properties this publisher was built with.
     #[must_use]
-    pub fn brokers(&self) -> &str {
-        &self.brokers
+    pub fn kafka(&self) -> &KafkaClient {
+        &self.kafka
     }
 
     /// Timeout used for metadata and watermark requests.

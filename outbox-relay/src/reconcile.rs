@@ -60,7 +60,7 @@ pub async fn reconcile_with(
     }
     // Fresh metadata: a failure that led here may have been a metadata change.
     publisher.forget_partition_counts();
-    let reader = PartitionReader::new(publisher.brokers(), publisher.request_timeout());
+    let reader = PartitionReader::new(publisher.kafka(), publisher.request_timeout());
     let mut marked = 0;
     for topic in &topics {
         marked += reconcile_topic(pool, publisher, &reader, topic)

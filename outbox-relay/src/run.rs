@@ -75,7 +75,7 @@ async fn lead(
         must_reconcile: true,
         backoff: FIRST_BACKOFF,
     };
-    info!(brokers = %config.brokers, "outbox relay started");
+    info!(brokers = %config.kafka.brokers(), "outbox relay started");
 
     let led = loop {
         if !leadership.still_held().await {
@@ -147,7 +147,13 @@ async fn cycle(
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Cycle, RelayError> {
     if !state.topics_ready {
-        ensure_topics(&config.brokers, &config.topics, config.request_timeout).await?;
+        ensure_topics(
+            &config.kafka,
+            &config.topics,
+            config.request_timeout,
+            config.provisioning,
+        )
+        .await?;
         state.topics_ready = true;
     }
     if state.must_reconcile {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use domain::{EventEnvelope, EventPayload};
 use event_store::catalogue::{self, TopicOffsets, apply_to_catalogue};
 use event_store::event_log::{self, LoggedEvent};
+use kafka_client::KafkaClient;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
@@ -25,7 +26,7 @@ use projector::{ChangeFeed, ChangeNotice};
 /// How the follower connects and whom it tells about retirements.
 #[derive(Debug, Clone)]
 pub struct FollowerConfig {
-    pub brokers: String,
+    pub kafka: KafkaClient,
     /// Consumer group: one per node, so every node sees every event.
     pub group: String,
     /// Every region's events topic.
@@ -64,12 +65,12 @@ pub async fn follow_catalogue(
     let mut next_offsets = catalogue::load_offsets(&pool).await?;
     let context = ExplicitOffsets::new(next_offsets.clone(), "catalogue_consumer_lag");
     let consumer: StreamConsumer<ExplicitOffsets> =
-        group_config(&config.brokers, &config.group).create_with_context(context)?;
+        group_config(&config.kafka, &config.group).create_with_context(context)?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     let undecodable = Undecodable::new(
         config.undecodable,
-        &config.brokers,
+        &config.kafka,
         &config.dead_letter_topic,
         &config.group,
     )?;

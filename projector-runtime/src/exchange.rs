@@ -24,10 +24,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::RegionId;
+use kafka_client::KafkaClient;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tracing::{debug, info, warn};
 
@@ -70,13 +71,13 @@ impl std::fmt::Debug for StatePublisher {
 }
 
 impl StatePublisher {
-    pub fn new(brokers: &str, topic: impl Into<String>) -> Result<Self, KafkaError> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+    pub fn new(kafka: &KafkaClient, topic: impl Into<String>) -> Result<Self, KafkaError> {
+        let producer = kafka
+            .config(&[("linger.ms", "1"), ("message.timeout.ms", "10000")])
+            // States are CRDTs, duplicates are harmless; Nisshi's idempotent producer stalls
+            // after a broker restart (docs/BROKER.md).
             .set("enable.idempotence", "false")
             .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", "10000")
             .create()?;
         Ok(Self {
             producer,
@@ -147,7 +148,7 @@ pub enum ExchangeError {
 /// Where the exchange runs and whom it trusts.
 #[derive(Debug, Clone)]
 pub struct ExchangeConfig {
-    pub brokers: String,
+    pub kafka: KafkaClient,
     pub topic: String,
     /// Never committed; unique per process.
     pub group: String,
@@ -155,13 +156,19 @@ pub struct ExchangeConfig {
     pub region: RegionId,
     /// Every region of the deployment (this one included) and its events topic.
     pub region_topics: BTreeMap<RegionId, String>,
+    /// Partitions of every region topic.
+    pub partitions: i32,
     /// How often the region's checkpoints and the recorded epoch are re-read.
     pub refresh: Duration,
 }
 
 impl ExchangeConfig {
     pub fn rules(&self) -> TrustRules {
-        TrustRules::new(self.region.clone(), self.region_topics.keys().cloned())
+        TrustRules::new(
+            self.region.clone(),
+            self.region_topics.keys().cloned(),
+            self.partitions,
+        )
     }
 }
 
@@ -179,11 +186,11 @@ pub async fn run_exchange(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KafkaError> {
     // A group id is required by librdkafka even for assign(); nothing is ever committed.
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &config.brokers)
+    let consumer: StreamConsumer = config
+        .kafka
+        .config(&[("fetch.wait.max.ms", "10")])
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..EXCHANGE_PARTITIONS {
@@ -480,8 +487,9 @@ struct LogEnds {
 
 impl LogEnds {
     fn new(config: &ExchangeConfig) -> Result<Self, KafkaError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.brokers)
+        let consumer: BaseConsumer = config
+            .kafka
+            .config(&[])
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
             .create()?;
@@ -524,16 +532,15 @@ impl LogEnds {
 /// The highest epoch heard on the exchange topic within `window`, reading from its end (marks
 /// and states alike): what `reset-states` bumps.
 pub async fn latest_epoch(
-    brokers: &str,
+    kafka: &KafkaClient,
     topic: &str,
     group: &str,
     window: Duration,
 ) -> Result<u64, KafkaError> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: StreamConsumer = kafka
+        .config(&[("fetch.wait.max.ms", "10")])
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..EXCHANGE_PARTITIONS {

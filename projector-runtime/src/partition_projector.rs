@@ -18,6 +18,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, RegionId};
+use kafka_client::KafkaClient;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -33,7 +34,7 @@ use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, Skip
 
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
-    pub brokers: String,
+    pub kafka: KafkaClient,
     pub region: RegionId,
     pub events_topic: String,
     pub group: String,
@@ -101,11 +102,11 @@ pub async fn run_projector(
         .map_err(CheckpointError::from)?;
     let context = ExplicitOffsets::new(starts, "projector_consumer_lag");
     let consumer: StreamConsumer<ExplicitOffsets> =
-        group_config(&config.brokers, &config.group).create_with_context(context)?;
+        group_config(&config.kafka, &config.group).create_with_context(context)?;
     consumer.subscribe(&[config.events_topic.as_str()])?;
     let undecodable = Undecodable::new(
         config.undecodable,
-        &config.brokers,
+        &config.kafka,
         &config.dead_letter_topic,
         &config.group,
     )?;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use kafka_client::KafkaClient;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -16,20 +17,21 @@ use tracing::warn;
 
 /// Settings of a group consumer. `session.timeout.ms` is short because a group's first join
 /// waits about half of it (Nisshi and Kafka alike), and `fetch.wait.max.ms` is low because it
-/// bounds end-to-end latency.
-pub fn group_config(brokers: &str, group: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+/// bounds end-to-end latency; both (and the metadata refresh) may be overridden in
+/// `[kafka.client]`. Offsets are never committed to Kafka: PostgreSQL holds them.
+pub fn group_config(kafka: &KafkaClient, group: &str) -> ClientConfig {
+    let mut config = kafka.config(&[
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+        ("fetch.wait.max.ms", "10"),
+        ("topic.metadata.refresh.interval.ms", "2000"),
+        ("statistics.interval.ms", "1000"),
+    ]);
     config
-        .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .set("fetch.wait.max.ms", "10")
-        .set("topic.metadata.refresh.interval.ms", "2000")
-        .set("statistics.interval.ms", "1000");
+        .set("auto.offset.reset", "earliest");
     config
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use kafka_client::KafkaClient;
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -94,20 +94,19 @@ impl Undecodable {
     /// `dead_letter_topic` is only written with [`UndecodablePolicy::DeadLetter`].
     pub fn new(
         policy: UndecodablePolicy,
-        brokers: &str,
+        kafka: &KafkaClient,
         dead_letter_topic: &str,
         consumer: &str,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = match policy {
             UndecodablePolicy::Fail => None,
             UndecodablePolicy::DeadLetter => Some(
-                ClientConfig::new()
-                    .set("bootstrap.servers", brokers)
-                    .set("acks", "all")
-                    .set(
+                kafka
+                    .config(&[(
                         "message.timeout.ms",
-                        DELIVERY_TIMEOUT.as_millis().to_string(),
-                    )
+                        &DELIVERY_TIMEOUT.as_millis().to_string(),
+                    )])
+                    .set("acks", "all")
                     .create()?,
             ),
         };

@@ -3,7 +3,9 @@
 //!
 //! - A node never takes a state of its own region's actors from the topic: it learns them from
 //!   its own projector and its region's checkpoints, the region's source of truth.
-//! - Nor one of an actor of a region outside the deployment.
+//! - Nor one of an actor of a region outside the deployment, or of a partition its region
+//!   topics do not have (which also keeps the actors a node tracks, and their metric labels,
+//!   bounded by regions × partitions).
 //! - Every applied event moves each counter by at most one, so a counter's steps (increments
 //!   plus decrements) can never exceed the records its actor consumed (`offset + 1`); and the
 //!   actor cannot have consumed beyond its region topic's end.
@@ -40,6 +42,8 @@ pub enum Refusal {
     OwnRegion,
     #[error("region {0} is not part of the deployment")]
     UnknownRegion(RegionId),
+    #[error("partition {partition} does not exist: region topics have {partitions} partitions")]
+    UnknownPartition { partition: i32, partitions: i32 },
     #[error("epoch {found} is older than the current epoch {current}")]
     OldEpoch { found: u64, current: u64 },
     #[error("watermark offset {found:?} is behind the merged offset {merged:?}")]
@@ -76,6 +80,7 @@ impl Refusal {
         match self {
             Refusal::OwnRegion => "own_region",
             Refusal::UnknownRegion(_) => "unknown_region",
+            Refusal::UnknownPartition { .. } => "unknown_partition",
             Refusal::OldEpoch { .. } => "old_epoch",
             Refusal::Backwards { .. } => "backwards",
             Refusal::Implausible(_) => "implausible",
@@ -100,16 +105,23 @@ pub enum Verdict {
 pub struct TrustRules {
     own_region: RegionId,
     regions: BTreeSet<RegionId>,
+    partitions: i32,
 }
 
 impl TrustRules {
-    /// `regions`: every region of the deployment (the own region is added if missing).
-    pub fn new(own_region: RegionId, regions: impl IntoIterator<Item = RegionId>) -> Self {
+    /// `regions`: every region of the deployment (the own region is added if missing), whose
+    /// event topics have `partitions` partitions each.
+    pub fn new(
+        own_region: RegionId,
+        regions: impl IntoIterator<Item = RegionId>,
+        partitions: i32,
+    ) -> Self {
         let mut regions: BTreeSet<RegionId> = regions.into_iter().collect();
         regions.insert(own_region.clone());
         Self {
             own_region,
             regions,
+            partitions,
         }
     }
 
@@ -128,6 +140,12 @@ impl TrustRules {
         let actor = state.actor();
         if !self.regions.contains(&actor.region) {
             return Verdict::Refuse(Refusal::UnknownRegion(actor.region.clone()));
+        }
+        if !(0..self.partitions).contains(&actor.partition) {
+            return Verdict::Refuse(Refusal::UnknownPartition {
+                partition: actor.partition,
+                partitions: self.partitions,
+            });
         }
         let current = view.epoch();
         let ours = view.actor(actor);
@@ -228,7 +246,11 @@ mod tests {
     }
 
     fn rules() -> TrustRules {
-        TrustRules::new(region("eu-west"), [region("us-east"), region("ap-south")])
+        TrustRules::new(
+            region("eu-west"),
+            [region("us-east"), region("ap-south")],
+            3,
+        )
     }
 
     /// `total` registrations folded by `region`:0, having consumed offsets 0..=`offset`.
@@ -267,6 +289,22 @@ mod tests {
             refused(rules.judge(&view, &state("eu-west", 2, Some(6)))),
             "own_region"
         );
+    }
+
+    #[test]
+    fn partitions_the_region_topics_do_not_have_are_refused() {
+        let view = GlobalView::new();
+        // Offset-less and zero-valued, so every other rule would let it in: without this one a
+        // forger could make a node track (and label metrics with) any number of actors.
+        for partition in [3, -1, i32::MAX] {
+            let actor = ActorId::new(region("us-east"), partition);
+            let empty = Watermark {
+                offset: None,
+                last_event: None,
+            };
+            let forged = ActorState::new(actor, Counters::new(), empty).unwrap();
+            assert_eq!(refused(rules().judge(&view, &forged)), "unknown_partition");
+        }
     }
 
     #[test]

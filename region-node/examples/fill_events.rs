@@ -21,7 +21,8 @@ use domain::{
     EventEnvelope, EventPayload, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId,
     StreamId, WithdrawReason,
 };
-use outbox_relay::{TopicSpec, ensure_topics};
+use kafka_client::KafkaClient;
+use outbox_relay::{Provisioning, TopicSpec, ensure_topics};
 use projector::{ActorId, Replay};
 use rdkafka::ClientConfig;
 use rdkafka::ClientContext;
@@ -180,9 +181,10 @@ async fn main() -> anyhow::Result<()> {
     );
 
     ensure_topics(
-        &args.brokers,
-        &[TopicSpec::new(args.topic.clone(), args.partitions)],
+        &KafkaClient::new(args.brokers.clone()),
+        &[TopicSpec::new(args.topic.clone(), args.partitions).events()],
         Duration::from_secs(10),
+        Provisioning::Create,
     )
     .await?;
     let failed = Arc::new(AtomicU64::new(0));

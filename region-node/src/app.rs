@@ -10,7 +10,7 @@ use axum::Router;
 use command_api::{Authenticator, CommandRateLimit, CommandService, CommandState};
 use event_store::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
-use outbox_relay::{RelayConfig, TopicSpec};
+use outbox_relay::RelayConfig;
 use projector::ChangeFeed;
 use projector::Projection;
 use query_api::history::index::{BlockPolicy, run_indexer};
@@ -49,12 +49,13 @@ pub struct Application {
 }
 
 impl Application {
-    /// Creates and migrates the node's database, then builds everything on it.
+    /// Opens the node's database (creating and migrating it under
+    /// `database.migrate_on_start`), then builds everything on it.
     pub async fn build(
         settings: &Settings,
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<Self> {
-        let pool = database::migrate(&settings.database).await?;
+        let pool = database::open(&settings.database).await?;
         Self::build_with_pool(settings, pool, metrics).await
     }
 
@@ -113,15 +114,17 @@ impl Application {
             stream_tick: settings.http.stream_tick.max(MIN_STREAM_TICK),
             health: TaskHealth::new(),
         };
-        let mut relay = RelayConfig::new(settings.kafka.brokers.clone())
-            .with_topic(TopicSpec::new(topic, settings.kafka.partitions));
+        let mut relay = RelayConfig::new(settings.kafka.client())
+            .with_topic(streams::events_topic_spec(settings, &settings.region));
         relay.message_timeout = settings.kafka.message_timeout;
+        relay.provisioning = settings.kafka.provisioning();
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;
         Ok(Self {
             listener,
-            router: http::router(commands, queries.clone()),
+            router: http::router(commands, queries.clone(), &settings.http.cors_allow_origins)
+                .context("configuration")?,
             relay,
             streams,
             service,
@@ -201,10 +204,7 @@ impl Application {
             self.feed,
             supervisor.clone(),
         );
-        tasks.spawn(async move {
-            streaming.await;
-            ("streams", Ok(()))
-        });
+        tasks.spawn(async move { ("streams", streaming.await) });
         if let Some(policy) = self.history_index {
             let (pool, feed) = (index_pool.clone(), index_feed.clone());
             let indexing = supervisor.clone();

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use domain::RegionId;
+use kafka_client::KafkaClient;
 use projector::{ActorId, MetricKey, PartitionFold, Replay};
 use projector_runtime::checkpoint::{self, StoredCheckpoint};
 use sqlx::PgPool;
@@ -169,16 +170,10 @@ pub async fn run(
     let rows = checkpoint::stored(pool, &topic)
         .await
         .context("reading the projector checkpoints")?;
-    let brokers = settings.kafka.brokers.clone();
+    let kafka = settings.kafka.client();
     let (region_for_thread, topic_for_thread) = (region.clone(), topic.clone());
     let (actors, started) = tokio::task::spawn_blocking(move || {
-        audit_topic(
-            &brokers,
-            region_for_thread,
-            topic_for_thread,
-            rows,
-            progress,
-        )
+        audit_topic(&kafka, region_for_thread, topic_for_thread, rows, progress)
     })
     .await
     .context("the audit thread failed")??;
@@ -209,7 +204,7 @@ struct ActorsAudit {
 }
 
 fn audit_topic(
-    brokers: &str,
+    kafka: &KafkaClient,
     region: RegionId,
     topic: String,
     rows: Vec<StoredCheckpoint>,
@@ -239,7 +234,7 @@ fn audit_topic(
             }),
         }
     }
-    let reader = TopicReader::open(brokers, &topic)?;
+    let reader = TopicReader::open(kafka, &topic)?;
     let ends: BTreeMap<i32, Option<i64>> = live
         .iter()
         .map(|(partition, (_, next))| (*partition, Some(*next)))

@@ -10,6 +10,8 @@ use command_api::TokenConfig;
 use domain::{ProviderId, RegionId};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use kafka_client::{ClientProperties, KafkaClient};
+use outbox_relay::Provisioning;
 use projector_runtime::undecodable::UndecodablePolicy;
 use serde::{Deserialize, Deserializer};
 
@@ -41,6 +43,9 @@ history_reads_per_second = 50
 # Commands each caller (token) may send per second, and at once; past it: 429.
 commands_per_second = 500
 command_burst = 1000
+# Browser origins allowed to call the API from other sites (CORS), e.g.
+# ["https://dash.example.com"]; "*" allows any. Empty: no CORS headers (same-origin only).
+cors_allow_origins = []
 
 [database]
 url = "postgres://postgres@127.0.0.1:5432/aigo_local"
@@ -51,12 +56,36 @@ acquire_timeout_ms = 3000
 # a read statement running longer than this is cancelled (503 read-timeout).
 read_max_connections = 10
 read_statement_timeout_ms = 5000
+# `serve` applies pending migrations at start. In production set it false and run
+# `region-node migrate` first (a job, an init container): `serve` then refuses to start on a
+# database whose migrations are behind the binary's.
+migrate_on_start = true
 
 [kafka]
 brokers = "127.0.0.1:9092"
 topic_prefix = "aigo"
+# Partitions of every region's events topic: fixed for the deployment's life (a model's
+# partition is its id's hash modulo this).
 partitions = 3
 message_timeout_ms = 10000
+# Create missing topics at start. False where an operator provisions them: the node then only
+# checks them. Either way an events topic with another partition count or a finite retention
+# stops `serve` with the topic and setting named.
+create_topics = true
+# Replicas of the topics the node creates (-1: the broker's default.replication.factor), and
+# min.insync.replicas set on them (0: the broker's default).
+replication_factor = -1
+min_insync_replicas = 0
+
+# librdkafka properties applied to every Kafka client the node builds (producers, consumers,
+# admin), over the node's own tunings (session.timeout.ms, fetch.wait.max.ms, ...), e.g.
+#   "security.protocol" = "SASL_SSL"
+#   "sasl.mechanism" = "SCRAM-SHA-512"
+#   "sasl.username" = "aigo-eu-west"
+#   "ssl.ca.location" = "/etc/aigo/kafka-ca.pem"
+# Secrets are best given as variables, dots written as underscores:
+# AIGO_KAFKA__CLIENT__SASL_PASSWORD. Secret values never appear in logs.
+[kafka.client]
 
 [ownership]
 # Which region registers the models of a provider: { openai = "us-east" }. Every other id is
@@ -156,6 +185,7 @@ pub struct HttpSettings {
     pub stream_tick: Duration,
     pub commands_per_second: NonZeroU32,
     pub command_burst: NonZeroU32,
+    pub cors_allow_origins: Vec<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -169,6 +199,7 @@ pub struct DatabaseSettings {
     pub read_max_connections: u32,
     #[serde(rename = "read_statement_timeout_ms", deserialize_with = "millis")]
     pub read_statement_timeout: Duration,
+    pub migrate_on_start: bool,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -179,6 +210,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("read_max_connections", &self.read_max_connections)
             .field("read_statement_timeout", &self.read_statement_timeout)
+            .field("migrate_on_start", &self.migrate_on_start)
             .finish()
     }
 }
@@ -191,6 +223,29 @@ pub struct KafkaSettings {
     pub partitions: i32,
     #[serde(rename = "message_timeout_ms", deserialize_with = "millis")]
     pub message_timeout: Duration,
+    pub create_topics: bool,
+    pub replication_factor: i32,
+    pub min_insync_replicas: i32,
+    /// A variable (`sasl_password`) and a file key (`sasl.password`) name the same property;
+    /// the variable's wins (it sorts after the dotted name).
+    #[serde(default)]
+    pub client: ClientProperties,
+}
+
+impl KafkaSettings {
+    /// The brokers and client properties every Kafka client of the node is built with.
+    pub fn client(&self) -> KafkaClient {
+        KafkaClient::new(self.brokers.clone()).with_properties(self.client.clone())
+    }
+
+    /// Whether the node creates missing topics or only checks them.
+    pub fn provisioning(&self) -> Provisioning {
+        if self.create_topics {
+            Provisioning::Create
+        } else {
+            Provisioning::CheckOnly
+        }
+    }
 }
 
 impl Settings {
@@ -314,6 +369,31 @@ mod tests {
             .extract::<Settings>()
             .unwrap_err();
         assert!(error.to_string().contains("regions"), "{error}");
+    }
+
+    #[test]
+    fn kafka_client_properties_come_from_the_file_and_the_environment() {
+        let settings: Settings = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::string(
+                "[kafka.client]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.password\" = \"from-file\"\n\"fetch.wait.max.ms\" = 50\n",
+            ))
+            .merge(figment::providers::Serialized::default(
+                "kafka.client.sasl_password",
+                "from-env",
+            ))
+            .extract()
+            .unwrap();
+        let client = settings.kafka.client();
+        let properties = client.properties();
+        assert_eq!(properties.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(properties.get("fetch.wait.max.ms"), Some("50"));
+        assert_eq!(properties.get("sasl.password"), Some("from-env"));
+        assert!(!format!("{settings:?}").contains("from-env"));
+        let reserved = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::string("[kafka.client]\n\"group.id\" = \"mine\"\n"))
+            .extract::<Settings>()
+            .unwrap_err();
+        assert!(reserved.to_string().contains("group.id"), "{reserved}");
     }
 
     #[test]

@@ -25,6 +25,33 @@ pub async fn migrate(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+/// The pool `serve` runs on: migrated first under `database.migrate_on_start`, else checked
+/// to have every migration this binary knows applied (an operator ran `migrate`), and refused
+/// otherwise, naming the first one missing.
+pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
+    if settings.migrate_on_start {
+        return migrate(settings).await;
+    }
+    let pool = connect(settings).await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+    let missing = migrations::MIGRATOR
+        .iter()
+        .find(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version));
+    if let Some(missing) = missing {
+        anyhow::bail!(
+            "the database is behind this binary: migration {} ({}) is not applied, and \
+             database.migrate_on_start is false; run `region-node migrate` first",
+            missing.version,
+            missing.description
+        );
+    }
+    Ok(pool)
+}
+
 /// The read side's own pool on the same database (as `writes` connects to it): read load can
 /// never take the connections commands, the relay, the projector and the follower need, and
 /// PostgreSQL cancels any read statement that runs longer than `read_statement_timeout`.

@@ -1,10 +1,12 @@
 //! Composition root of a region node: configuration, database, HTTP routes, background tasks.
 
+pub mod access_log;
 pub mod app;
 pub mod audit;
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod metric_catalog;
 pub mod openapi;
 pub mod recount;
 pub mod replay;

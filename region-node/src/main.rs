@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use region_node::{Application, Settings, database, telemetry};
+use region_node::telemetry::{self, LogFormat};
+use region_node::{Application, Settings, database};
 
 /// A region node of the AI-GO model tracker.
 #[derive(Debug, Parser)]
@@ -14,6 +15,15 @@ struct Cli {
     /// TOML configuration file; `AIGO_*` environment variables override it.
     #[arg(long, env = "AIGO_CONFIG", global = true)]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr (`RUST_LOG` filters them).
+    #[arg(
+        long,
+        env = "AIGO_LOG_FORMAT",
+        global = true,
+        value_enum,
+        default_value_t
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,7 +66,7 @@ fn parse_instant(raw: &str) -> Result<DateTime<Utc>, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    telemetry::init_tracing();
+    telemetry::init_tracing(cli.log_format);
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Replay { until, quiet } => {

@@ -8,6 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use domain::{EventEnvelope, RegionId};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kafka_client::KafkaClient;
 use projector::{ActorId, RegionCounts, Replay, Totals};
 use serde::Serialize;
 
@@ -79,16 +80,16 @@ pub async fn run(settings: &Settings, options: ReplayOptions) -> anyhow::Result<
         .iter()
         .map(|r| (r.clone(), settings.events_topic(r)))
         .collect();
-    let brokers = settings.kafka.brokers.clone();
+    let kafka = settings.kafka.client();
     let until = options.until;
     let progress = options.progress;
-    tokio::task::spawn_blocking(move || replay_topics(&brokers, &topics, until, progress, regions))
+    tokio::task::spawn_blocking(move || replay_topics(&kafka, &topics, until, progress, regions))
         .await
         .context("the replay thread failed")?
 }
 
 fn replay_topics(
-    brokers: &str,
+    kafka: &KafkaClient,
     topics: &[(RegionId, String)],
     until: Option<DateTime<Utc>>,
     progress: bool,
@@ -97,7 +98,7 @@ fn replay_topics(
     let started = Instant::now();
     let readers = topics
         .iter()
-        .map(|(region, topic)| Ok((region, TopicReader::open(brokers, topic)?)))
+        .map(|(region, topic)| Ok((region, TopicReader::open(kafka, topic)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let estimate: i64 = readers
         .iter()

@@ -37,14 +37,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Reset> {
         .saturating_mul(LISTEN_HEARTBEATS)
         .max(Duration::from_secs(1));
     let group = format!("{}.{}", settings.group("reset-states"), std::process::id());
-    let heard = latest_epoch(
-        &settings.kafka.brokers,
-        &settings.exchange_topic(),
-        &group,
-        window,
-    )
-    .await
-    .context("listening to the exchange topic")?;
+    let kafka = settings.kafka.client();
+    let heard = latest_epoch(&kafka, &settings.exchange_topic(), &group, window)
+        .await
+        .context("listening to the exchange topic")?;
     let previous = recorded.max(heard);
     let epoch = previous
         .checked_add(1)
@@ -53,7 +49,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Reset> {
     known_states::record_epoch(&pool, epoch)
         .await
         .context("recording the new epoch")?;
-    StatePublisher::new(&settings.kafka.brokers, settings.exchange_topic())
+    StatePublisher::new(&kafka, settings.exchange_topic())
         .context("state publisher")?
         .announce_epoch(epoch)
         .await

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::RegionId;
-use outbox_relay::{TopicSpec, ensure_topics};
+use kafka_client::KafkaClient;
+use outbox_relay::{Provisioning, TopicSpec, ensure_topics};
 use projector::ChangeFeed;
 use projector::Projection;
 use projector_runtime::catalogue_follower::{FollowerConfig, follow_catalogue};
@@ -28,8 +29,9 @@ const KNOWN_STATES_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Everything the streaming tasks need, derived from the settings once.
 #[derive(Debug, Clone)]
 pub struct StreamsPlan {
-    pub brokers: String,
+    pub kafka: KafkaClient,
     pub topics: Vec<TopicSpec>,
+    pub provisioning: Provisioning,
     pub projector: ProjectorConfig,
     pub follower: FollowerConfig,
     pub exchange: ExchangeConfig,
@@ -38,23 +40,36 @@ pub struct StreamsPlan {
 impl StreamsPlan {
     pub fn new(settings: &Settings, region: &RegionId) -> Self {
         let partitions = settings.kafka.partitions;
+        let kafka = settings.kafka.client();
         let region_topics: Vec<String> = settings
             .all_regions()
             .iter()
             .map(|r| settings.events_topic(r))
             .collect();
-        let mut topics: Vec<TopicSpec> = region_topics
+        let mut topics: Vec<TopicSpec> = settings
+            .all_regions()
             .iter()
-            .map(|t| TopicSpec::new(t.clone(), partitions))
+            .map(|r| events_topic_spec(settings, r))
             .collect();
-        topics.push(TopicSpec::new(settings.exchange_topic(), EXCHANGE_PARTITIONS).compacted());
-        topics.push(TopicSpec::new(settings.dead_letter_topic(), 1));
+        let (replication, min_insync) = (
+            settings.kafka.replication_factor,
+            settings.kafka.min_insync_replicas,
+        );
+        topics.push(
+            TopicSpec::new(settings.exchange_topic(), EXCHANGE_PARTITIONS)
+                .compacted()
+                .replicated(replication, min_insync),
+        );
+        topics.push(
+            TopicSpec::new(settings.dead_letter_topic(), 1).replicated(replication, min_insync),
+        );
         let p = &settings.projector;
         Self {
-            brokers: settings.kafka.brokers.clone(),
+            kafka: kafka.clone(),
             topics,
+            provisioning: settings.kafka.provisioning(),
             projector: ProjectorConfig {
-                brokers: settings.kafka.brokers.clone(),
+                kafka: kafka.clone(),
                 region: region.clone(),
                 events_topic: settings.events_topic(region),
                 group: settings.group("projector"),
@@ -65,7 +80,7 @@ impl StreamsPlan {
                 dead_letter_topic: settings.dead_letter_topic(),
             },
             follower: FollowerConfig {
-                brokers: settings.kafka.brokers.clone(),
+                kafka: kafka.clone(),
                 group: settings.group("catalogue"),
                 topics: region_topics,
                 batch_size: 500,
@@ -73,7 +88,7 @@ impl StreamsPlan {
                 dead_letter_topic: settings.dead_letter_topic(),
             },
             exchange: ExchangeConfig {
-                brokers: settings.kafka.brokers.clone(),
+                kafka,
                 topic: settings.exchange_topic(),
                 // Never committed; unique per process so two processes never share assignments.
                 group: format!("{}.{}", settings.group("exchange"), std::process::id()),
@@ -87,15 +102,27 @@ impl StreamsPlan {
                         (r, topic)
                     })
                     .collect(),
+                partitions,
                 refresh: p.heartbeat,
             },
         }
     }
 }
 
-/// Creates the topics (retrying while the broker is down), then runs the projector, the
-/// exchange, the catalogue follower and the known-states saver, each supervised, until the
-/// node stops.
+/// Region `region`'s events topic: the source of truth, kept forever.
+pub fn events_topic_spec(settings: &Settings, region: &RegionId) -> TopicSpec {
+    TopicSpec::new(settings.events_topic(region), settings.kafka.partitions)
+        .events()
+        .replicated(
+            settings.kafka.replication_factor,
+            settings.kafka.min_insync_replicas,
+        )
+}
+
+/// Creates and checks the topics (retrying while the broker is down), then runs the
+/// projector, the exchange, the catalogue follower and the known-states saver, each
+/// supervised, until the node stops. Topics that are missing (when an operator provisions
+/// them) or misconfigured end it with an error: the node stops.
 pub async fn run(
     plan: StreamsPlan,
     pool: PgPool,
@@ -103,14 +130,22 @@ pub async fn run(
     retirements: Arc<Notify>,
     feed: ChangeFeed,
     supervisor: Supervisor,
-) {
+) -> anyhow::Result<()> {
     let mut delay = Duration::from_millis(200);
     loop {
-        let attempt = ensure_topics(&plan.brokers, &plan.topics, Duration::from_secs(5));
+        let attempt = ensure_topics(
+            &plan.kafka,
+            &plan.topics,
+            Duration::from_secs(5),
+            plan.provisioning,
+        );
         tokio::select! {
-            () = supervisor.stopping().wait() => return,
+            () = supervisor.stopping().wait() => return Ok(()),
             result = attempt => match result {
                 Ok(()) => break,
+                Err(error) if error.is_misconfiguration() => {
+                    return Err(error).context("the node's topics are not as it needs them");
+                }
                 Err(error) => {
                     tracing::warn!(%error, retry_in_ms = delay.as_millis(), "topics not ready");
                     tokio::time::sleep(delay).await;
@@ -144,9 +179,9 @@ pub async fn run(
         // Every run starts behind: the node is ready again once this run has caught up.
         projection.mark_catching_up();
         let (config, pool, projection) = (plan.projector.clone(), pool.clone(), projection.clone());
-        let (brokers, topic) = (plan.brokers.clone(), plan.exchange.topic.clone());
+        let (kafka, topic) = (plan.kafka.clone(), plan.exchange.topic.clone());
         async move {
-            let publisher = StatePublisher::new(&brokers, topic)
+            let publisher = StatePublisher::new(&kafka, topic)
                 .context("state publisher")?
                 .with_epoch_of(&projection);
             run_projector(config, pool, projection, publisher, stopping.wait()).await?;
@@ -155,9 +190,9 @@ pub async fn run(
     });
     let exchange = supervisor.run("state exchange", healthy_run.clone(), |stopping| {
         let (config, pool, projection) = (plan.exchange.clone(), pool.clone(), projection.clone());
-        let brokers = plan.brokers.clone();
+        let kafka = plan.kafka.clone();
         async move {
-            let publisher = StatePublisher::new(&brokers, config.topic.clone())
+            let publisher = StatePublisher::new(&kafka, config.topic.clone())
                 .context("state publisher")?
                 .with_epoch_of(&projection);
             run_exchange(config, pool, projection, publisher, stopping.wait()).await?;
@@ -175,4 +210,5 @@ pub async fn run(
         async move { Ok(following.await?) }
     });
     tokio::join!(projector, exchange, follower, remembering);
+    Ok(())
 }

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use kafka_client::KafkaClient;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 /// Longest the broker may stay silent before the read is given up.
 const STALL: Duration = Duration::from_secs(30);
@@ -61,10 +62,16 @@ pub struct Record<'a> {
 }
 
 impl TopicReader {
-    /// Opens `topic` on `brokers`; a topic that does not exist has no partitions.
-    pub fn open(brokers: &str, topic: &str) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer<EofIsNotAnError> = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
+    /// Opens `topic`; a topic that does not exist has no partitions.
+    pub fn open(kafka: &KafkaClient, topic: &str) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer<EofIsNotAnError> = kafka
+            .config(&[
+                // Large fetches: a replay reads everything, throughput beats latency.
+                ("fetch.wait.max.ms", "100"),
+                ("fetch.min.bytes", "1048576"),
+                ("fetch.message.max.bytes", "8388608"),
+                ("fetch.queue.backoff.ms", "10"),
+            ])
             // assign() needs a group id; the group is never joined and nothing is committed.
             .set(
                 "group.id",
@@ -73,11 +80,6 @@ impl TopicReader {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("allow.auto.create.topics", "false")
-            // Large fetches: a replay reads everything, throughput beats latency.
-            .set("fetch.wait.max.ms", "100")
-            .set("fetch.min.bytes", "1048576")
-            .set("fetch.message.max.bytes", "8388608")
-            .set("fetch.queue.backoff.ms", "10")
             .create_with_context(EofIsNotAnError)
             .context("creating the Kafka consumer")?;
         let metadata = consumer

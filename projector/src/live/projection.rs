@@ -240,7 +240,7 @@ mod tests {
     async fn local_states_are_stamped_and_exchanged_ones_judged() {
         let eu = RegionId::parse("eu-west").unwrap();
         let us = RegionId::parse("us-east").unwrap();
-        let rules = TrustRules::new(eu.clone(), [us.clone()]);
+        let rules = TrustRules::new(eu.clone(), [us.clone()], 3);
         let projection = Projection::new();
         assert!(projection.enter_epoch(2).await);
         assert_eq!(projection.epoch(), 2);

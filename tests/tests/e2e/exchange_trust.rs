@@ -63,14 +63,14 @@ async fn publish_raw(cluster: &Cluster, states: &[ActorState]) {
     }
 }
 
-/// `exchange_states_refused_total{reason=<reason>, source="topic"}` on `node` (0 if absent).
+/// `aigo_exchange_states_refused_total{reason=<reason>, source="topic"}` on `node` (0 if absent).
 async fn refused(cluster: &Cluster, node: &str, reason: &str) -> u64 {
     let metrics = cluster.get(node, "/metrics", &[]).await;
     let text = metrics.body.as_str().unwrap_or_default().to_owned();
     let label = format!("reason=\"{reason}\"");
     text.lines()
         .filter(|line| {
-            line.starts_with("exchange_states_refused_total{")
+            line.starts_with("aigo_exchange_states_refused_total{")
                 && line.contains(&label)
                 && line.contains("source=\"topic\"")
         })
@@ -395,7 +395,7 @@ async fn saving_actor_states_joins_with_what_is_stored() {
     .await
     .unwrap();
     let projection = Projection::new();
-    let rules = projector::trust::TrustRules::new(region(EU), [region(US)]);
+    let rules = projector::trust::TrustRules::new(region(EU), [region(US)], 3);
     projection
         .admit([forged(US, 0, 2, 5), forged(US, 1, 1, 2)], &rules)
         .await;

@@ -31,4 +31,7 @@ mod read_your_writes;
 mod recreated_store;
 mod relay;
 mod relay_faults;
+mod secured;
+mod stream_heads;
 mod stream_slots;
+mod topic_checks;

@@ -132,14 +132,14 @@ async fn postgres_restarted_under_load_one_relay_publishes_nothing_lost_or_doubl
         let settled = wait_until("the relays' published counts settle", || async {
             let mut counts = BTreeMap::new();
             for name in &processes {
-                let published = metric(&cluster, name, "outbox_published_total")
+                let published = metric(&cluster, name, "aigo_outbox_published_total")
                     .await
                     .unwrap_or(0.0);
                 counts.insert(name.clone(), published);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
             for name in &processes {
-                let again = metric(&cluster, name, "outbox_published_total")
+                let again = metric(&cluster, name, "aigo_outbox_published_total")
                     .await
                     .unwrap_or(0.0);
                 if again != counts[name] {
@@ -270,7 +270,7 @@ async fn postgres_restarted_under_load_one_relay_publishes_nothing_lost_or_doubl
     // relay reports it, the `outbox_relay_leader` gauge of each process.
     let mut published_after = BTreeMap::new();
     for name in &processes {
-        let now = metric(&cluster, name, "outbox_published_total")
+        let now = metric(&cluster, name, "aigo_outbox_published_total")
             .await
             .unwrap_or(0.0);
         published_after.insert(name.clone(), now - published_before[name]);

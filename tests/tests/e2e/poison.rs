@@ -200,7 +200,7 @@ async fn an_unknown_schema_version_makes_the_node_unready_naming_the_record() {
     .await;
 
     // Retried with backoff, failing on the same record each time; nothing was counted.
-    let failures = r#"task_failures_total{task="projector"}"#;
+    let failures = r#"aigo_task_failures_total{task="projector"}"#;
     wait_until("the projector restarted and failed again", || async {
         let failed = metric(&cluster, EU, failures).await;
         if failed >= 2.0 {
@@ -315,7 +315,7 @@ async fn with_dead_letter_undecodable_records_are_copied_and_skipped_and_countin
             );
         }
     }
-    let counted = format!(r#"dead_lettered_records_total{{consumer="{projector}"}}"#);
+    let counted = format!(r#"aigo_dead_lettered_records_total{{consumer="{projector}"}}"#);
     assert_eq!(metric(&cluster, EU, &counted).await, 3.0);
 }
 
@@ -386,6 +386,6 @@ async fn the_relay_keeps_publishing_after_a_foreign_record_ends_a_partition() {
         sent.values().all(|&n| n == 1),
         "no row sent twice: {sent:?}"
     );
-    let foreign = "outbox_foreign_records_total";
+    let foreign = "aigo_outbox_foreign_records_total";
     assert_eq!(metric(&cluster, EU, foreign).await, 1.0);
 }

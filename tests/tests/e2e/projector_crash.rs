@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use domain::{EventEnvelope, RegionId};
-use outbox_relay::{TopicSpec, ensure_topics};
+use kafka_client::KafkaClient;
+use outbox_relay::{Provisioning, TopicSpec, ensure_topics};
 use projector::{ActorId, CountSnapshot, FoldStats, PartitionFold};
 use projector_runtime::exchange::merge_all;
 use rand::rngs::StdRng;
@@ -81,9 +82,10 @@ impl Env {
             dir.display()
         );
         ensure_topics(
-            &brokers(),
-            &[TopicSpec::new(topic.clone(), PARTITIONS)],
+            &KafkaClient::new(brokers()),
+            &[TopicSpec::new(topic.clone(), PARTITIONS).events()],
             Duration::from_secs(10),
+            Provisioning::Create,
         )
         .await
         .unwrap();

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use domain::partition_for;
+use kafka_client::KafkaClient;
 use outbox_relay::{
-    Publisher, RelayConfig, RelayError, RelayOutcome, TopicSpec, ensure_topics, fetch_unpublished,
-    reconcile, relay_once, run,
+    Provisioning, Publisher, RelayConfig, RelayError, RelayOutcome, TopicError, TopicSpec,
+    ensure_topics, fetch_unpublished, reconcile, relay_once, run,
 };
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -30,9 +31,10 @@ fn config(topic: &str) -> RelayConfig {
 
 async fn create_topic(topic: &str) {
     ensure_topics(
-        &kafka::brokers(),
-        &[TopicSpec::new(topic, PARTITIONS)],
+        &KafkaClient::new(kafka::brokers()),
+        &[TopicSpec::new(topic, PARTITIONS).events()],
         Duration::from_secs(10),
+        Provisioning::Create,
     )
     .await
     .unwrap();
@@ -347,15 +349,19 @@ async fn ensure_topics_creates_once_and_accepts_existing_topics() {
     let events = kafka::unique_topic("relay-topics");
     let state = kafka::unique_topic("relay-state");
     let specs = [
-        TopicSpec::new(&events, 4),
+        TopicSpec::new(&events, 4).events(),
         TopicSpec::new(&state, 2).compacted(),
     ];
     let timeout = Duration::from_secs(10);
-    ensure_topics(&kafka::brokers(), &specs, timeout)
+    let kafka_client = KafkaClient::new(kafka::brokers());
+    ensure_topics(&kafka_client, &specs, timeout, Provisioning::Create)
         .await
         .unwrap();
-    // Already existing: still success.
-    ensure_topics(&kafka::brokers(), &specs, timeout)
+    // Already existing: still success, and an operator's topics pass the check alone.
+    ensure_topics(&kafka_client, &specs, timeout, Provisioning::Create)
+        .await
+        .unwrap();
+    ensure_topics(&kafka_client, &specs, timeout, Provisioning::CheckOnly)
         .await
         .unwrap();
     assert_eq!(kafka::partition_count(&events).await, 4);
@@ -367,5 +373,77 @@ async fn ensure_topics_creates_once_and_accepts_existing_topics() {
     assert_ne!(
         kafka::cleanup_policy(&events).await.as_deref(),
         Some("compact")
+    );
+    for setting in ["retention.ms", "retention.bytes"] {
+        assert_eq!(
+            kafka::topic_setting(&events, setting).await.as_deref(),
+            Some("-1"),
+            "{setting}"
+        );
+    }
+}
+
+/// Topics an operator made wrong (or not at all) are refused, naming topic and setting.
+#[tokio::test]
+async fn ensure_topics_refuses_missing_and_misconfigured_topics() {
+    let timeout = Duration::from_secs(10);
+    let kafka_client = KafkaClient::new(kafka::brokers());
+    let refusal = |spec: TopicSpec, provisioning| {
+        let kafka_client = kafka_client.clone();
+        async move {
+            ensure_topics(&kafka_client, &[spec], timeout, provisioning)
+                .await
+                .unwrap_err()
+        }
+    };
+
+    let missing = kafka::unique_topic("relay-missing");
+    let error = refusal(
+        TopicSpec::new(&missing, 3).events(),
+        Provisioning::CheckOnly,
+    )
+    .await;
+    assert!(error.is_misconfiguration(), "{error}");
+    assert!(error.to_string().contains(&missing), "{error}");
+    assert_eq!(
+        kafka::partition_count(&missing).await,
+        0,
+        "checking created it"
+    );
+
+    let narrow = kafka::unique_topic("relay-narrow");
+    kafka::create_topic(
+        &narrow,
+        2,
+        &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+    )
+    .await;
+    let error = refusal(TopicSpec::new(&narrow, 3).events(), Provisioning::Create).await;
+    assert!(
+        matches!(&error, TopicError::Misconfigured { setting: "partitions", found, .. } if found == "2"),
+        "{error}"
+    );
+
+    let week = kafka::unique_topic("relay-week");
+    kafka::create_topic(&week, 3, &[("retention.ms", "604800000")]).await;
+    let error = refusal(TopicSpec::new(&week, 3).events(), Provisioning::Create).await;
+    assert!(
+        matches!(&error, TopicError::Misconfigured { setting: "retention.ms", found, .. } if found == "604800000"),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&week), "{error}");
+
+    let defaults = kafka::unique_topic("relay-defaults");
+    kafka::create_topic(&defaults, 3, &[]).await;
+    let error = refusal(TopicSpec::new(&defaults, 3).events(), Provisioning::Create).await;
+    assert!(
+        matches!(
+            &error,
+            TopicError::Misconfigured {
+                setting: "retention.ms",
+                ..
+            }
+        ),
+        "{error}"
     );
 }

@@ -19,6 +19,10 @@ pub struct BrokerOptions {
     pub advertised: Option<SocketAddr>,
 }
 
+/// The SCRAM user tests authenticate as on a broker that requires authentication.
+pub const SCRAM_USER: &str = "aigo-node";
+pub const SCRAM_PASSWORD: &str = "correct horse battery staple";
+
 /// A broker process this test started; killed when dropped.
 #[derive(Debug)]
 pub struct PrivateBroker {
@@ -26,6 +30,7 @@ pub struct PrivateBroker {
     advertised: SocketAddr,
     storage: String,
     dir: PathBuf,
+    authentication: bool,
     child: Option<Child>,
 }
 
@@ -65,6 +70,7 @@ impl PrivateBroker {
             advertised: options.advertised.unwrap_or(addr),
             storage: storage.to_owned(),
             dir,
+            authentication: false,
             child: None,
         };
         broker.restart().await;
@@ -85,6 +91,39 @@ impl PrivateBroker {
         };
         let broker = Self::start_with(listener, options).await;
         (broker, proxy)
+    }
+
+    /// From now on, SASL/SCRAM-SHA-512 is required: [`SCRAM_USER`] is created (sqlite storage
+    /// keeps it), then the broker restarts with `--authentication`.
+    pub async fn require_authentication(&mut self) {
+        assert!(!self.in_memory(), "the SCRAM user must survive the restart");
+        let broker = format!("tcp://{}", self.addr);
+        let created = Command::new(nisshi_bin())
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "error")
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &broker,
+                "--mechanism",
+                "scram512",
+            ])
+            .args([SCRAM_USER, SCRAM_PASSWORD])
+            .output()
+            .unwrap();
+        assert!(
+            created.status.success(),
+            "nisshi user create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        self.kill();
+        self.authentication = true;
+        self.restart().await;
+    }
+
+    fn in_memory(&self) -> bool {
+        self.storage.starts_with("memory:")
     }
 
     /// `bootstrap.servers` for this broker: the advertised address.
@@ -122,6 +161,7 @@ impl PrivateBroker {
                 &advertised,
             ])
             .args(["--storage-engine", &self.storage])
+            .args(self.authentication.then_some("--authentication"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -51,6 +51,8 @@ pub struct ClusterOptions {
     /// The PostgreSQL server (admin URL) the nodes' databases are created on, instead of
     /// `DATABASE_URL` (e.g. a private server the test restarts).
     pub database_url: Option<String>,
+    /// The nodes' topic prefix instead of a fresh one (a test that prepares topics first).
+    pub topic_prefix: Option<String>,
 }
 
 /// One region node: its process (if running), port, database and files.
@@ -161,6 +163,16 @@ impl Cluster {
 
     /// [`Cluster::start`] with `options` applied to every node.
     pub async fn start_with(regions: &[&str], options: ClusterOptions) -> Self {
+        let cluster = Self::start_unready(regions, options).await;
+        for region in &cluster.regions {
+            cluster.wait_ready(region).await;
+        }
+        cluster
+    }
+
+    /// Starts the nodes as [`Cluster::start_with`] does, without waiting for them to be ready
+    /// (they may never be, or exit).
+    pub async fn start_unready(regions: &[&str], options: ClusterOptions) -> Self {
         let turn = TURN.lock().await;
         let binary = super::process::binary();
         let admin_url = options.database_url.clone().unwrap_or_else(|| {
@@ -168,7 +180,10 @@ impl Cluster {
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
         });
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let topic_prefix = unique_topic("conv");
+        let topic_prefix = options
+            .topic_prefix
+            .clone()
+            .unwrap_or_else(|| unique_topic("conv"));
         let dir = std::env::temp_dir().join(format!("aigo-cluster-{id}"));
         std::fs::create_dir_all(&dir).expect("cluster directory");
         eprintln!(
@@ -225,9 +240,6 @@ impl Cluster {
         };
         for node in cluster.nodes.values() {
             node.process.spawn();
-        }
-        for region in &cluster.regions {
-            cluster.wait_ready(region).await;
         }
         cluster
     }

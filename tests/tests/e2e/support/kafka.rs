@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -138,6 +138,11 @@ pub async fn partition_count(topic: &str) -> usize {
 
 /// The topic's `cleanup.policy`, as the broker describes it.
 pub async fn cleanup_policy(topic: &str) -> Option<String> {
+    topic_setting(topic, "cleanup.policy").await
+}
+
+/// One setting of the topic, as the broker describes it (`None`: not listed).
+pub async fn topic_setting(topic: &str, setting: &str) -> Option<String> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
@@ -147,7 +152,24 @@ pub async fn cleanup_policy(topic: &str) -> Option<String> {
         .await
         .unwrap();
     let resource = described.into_iter().next().unwrap().unwrap();
-    resource
-        .get("cleanup.policy")
-        .and_then(|entry| entry.value.clone())
+    resource.get(setting).and_then(|entry| entry.value.clone())
+}
+
+/// Creates `topic` on the test broker as an operator might have, with `settings`.
+pub async fn create_topic(topic: &str, partitions: i32, settings: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    for (name, value) in settings {
+        new = new.set(name, value);
+    }
+    let results = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap_or_else(|(topic, code)| panic!("creating {topic}: {code}"));
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod browser;
+pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod counts;
@@ -17,6 +18,7 @@ pub mod private_postgres;
 pub mod process;
 pub mod read_only;
 pub mod sse;
+pub mod tls_proxy;
 pub mod workload;
 
 use std::future::Future;

@@ -34,12 +34,25 @@ pub struct PrivatePostgres {
     port: u16,
     dir: PathBuf,
     as_root: bool,
+    /// Server options beyond the port and socket (TLS).
+    options: String,
 }
 
 impl PrivatePostgres {
     /// `initdb` in a fresh directory, then starts the server on a free loopback port and waits
     /// until it accepts connections.
     pub async fn start() -> Self {
+        Self::start_with_options(String::new(), None).await
+    }
+
+    /// As [`PrivatePostgres::start`], serving TLS (besides plain connections) with `certs`'
+    /// server certificate.
+    pub async fn start_with_tls(certs: &super::certs::TestCerts) -> Self {
+        let options = "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key";
+        Self::start_with_options(options.to_owned(), Some(certs)).await
+    }
+
+    async fn start_with_options(options: String, certs: Option<&super::certs::TestCerts>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -49,6 +62,7 @@ impl PrivatePostgres {
             port,
             dir,
             as_root: running_as_root(),
+            options,
         };
         server.run(Command::new("mkdir").arg("-p").arg(server.data()));
         let initdb = server.run(
@@ -62,6 +76,16 @@ impl PrivatePostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
+        if let Some(certs) = certs {
+            // Copied by the server's own user: PostgreSQL refuses a key others can read.
+            for (from, to) in [(certs.cert(), "server.crt"), (certs.key(), "server.key")] {
+                let copied = server.run(Command::new("cp").arg(from).arg(server.data().join(to)));
+                assert!(copied.status.success(), "copying {to}");
+            }
+            let key = server.data().join("server.key");
+            let chmod = server.run(Command::new("chmod").arg("600").arg(key));
+            assert!(chmod.status.success(), "chmod server.key");
+        }
         server.start_server().await;
         server
     }
@@ -106,9 +130,10 @@ impl PrivatePostgres {
     /// Starts the (stopped) server and waits until it accepts connections.
     pub async fn start_server(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.options
         );
         let started = self.run(
             Command::new(pg_bin("pg_ctl"))
