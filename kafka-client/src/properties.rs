@@ -8,7 +8,8 @@ use serde::{Deserialize, Deserializer};
 
 /// Properties the node sets itself on the clients that need them: changing them would break
 /// exactly-once publication, offset handling or the group layout.
-const RESERVED: [&str; 9] = [
+const RESERVED: [&str; 10] = [
+    "allow.auto.create.topics",
     "bootstrap.servers",
     "metadata.broker.list",
     "group.id",

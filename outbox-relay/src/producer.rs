@@ -73,6 +73,8 @@ impl Publisher {
             // Per-partition order with no duplicates from the producer's own retries.
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // Only topics the node created or checked: never one with the broker's defaults.
+            .set("allow.auto.create.topics", "false")
             .create()?;
         Ok(Self {
             producer,

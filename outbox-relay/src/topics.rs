@@ -109,7 +109,12 @@ pub async fn ensure_topics(
     if specs.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = kafka.config(&[]).create()?;
+    // Looking a topic up must never create it with the broker's defaults (librdkafka's admin
+    // client is a producer, which asks for automatic creation unless told not to).
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .config(&[])
+        .set("allow.auto.create.topics", "false")
+        .create()?;
     if provisioning == Provisioning::Create {
         create_missing(&admin, specs, timeout).await?;
     }
