@@ -73,6 +73,30 @@ ensure_nisshi() {
     exec 9>&-
 }
 
+# cargo-deny checks the dependency tree (licenses, bans, sources, advisories) in the test
+# command. Pinned: newer releases may need a newer rustc than 1.95.
+CARGO_DENY_VERSION=0.20.2
+
+cargo_deny_installed() {
+    local version
+    version="$(cargo deny --version 2>/dev/null)" || return 1
+    [[ "$version" == "cargo-deny $CARGO_DENY_VERSION" ]]
+}
+
+ensure_cargo_deny() {
+    cargo_deny_installed && return 0
+    mkdir -p "$AIGO_STATE_DIR"
+    exec 8>"$AIGO_STATE_DIR/cargo-deny-install.lock"
+    flock 8
+    if ! cargo_deny_installed; then
+        log "installing cargo-deny $CARGO_DENY_VERSION (takes several minutes on 2 cores, once)"
+        cargo install "cargo-deny@$CARGO_DENY_VERSION" --locked
+        cargo_deny_installed || die "cargo-deny installed, but 'cargo deny --version' is not $CARGO_DENY_VERSION"
+    fi
+    exec 8>&-
+}
+
 ensure_debian_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 install_browser_deps
 ensure_nisshi
+ensure_cargo_deny

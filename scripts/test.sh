@@ -23,6 +23,18 @@ if [[ -z "${CARGO_TARGET_DIR:-}" && "${CI:-}" == true ]]; then
     log "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 fi
 
+log "cargo deny (licenses, bans, sources)"
+cargo deny --all-features check bans licenses sources
+# The RustSec database lives on GitHub, which some machines (this project's CI among them)
+# cannot reach: advisories are checked against a local copy when there is one
+# (AIGO_ADVISORY_DB=/path/to/advisory-db), and the log says so when there is none.
+if [[ -n "${AIGO_ADVISORY_DB:-}" && -d "$AIGO_ADVISORY_DB" ]]; then
+    log "cargo deny advisories (database: $AIGO_ADVISORY_DB)"
+    cargo deny check --disable-fetch advisories --config <(sed "s|^db-path = .*|db-path = \"$AIGO_ADVISORY_DB\"|" deny.toml) 2>/dev/null \
+        || cargo deny check advisories
+else
+    log "NOTE: advisories not checked: no RustSec database at hand (set AIGO_ADVISORY_DB to a checkout)"
+fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

@@ -248,16 +248,24 @@ fn body(
     }
 }
 
+/// Weak: the counts are the same for one version, but the freshness fields (`age_ms`,
+/// `generated_at`) move under it, so the bytes are not.
 fn etag(version: u64) -> String {
-    format!("\"counts-{version}\"")
+    format!("W/\"counts-{version}\"")
 }
 
+/// `If-None-Match` compares weakly (RFC 9110 §13.1.2): `W/` on either side is ignored.
 fn not_modified(headers: &HeaderMap, version: u64) -> bool {
     let tag = etag(version);
+    let opaque = tag.trim_start_matches("W/");
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|t| t.trim())
+                .any(|t| t == "*" || t.trim_start_matches("W/") == opaque)
+        })
 }
 
 fn not_modified_response(version: u64) -> Response {

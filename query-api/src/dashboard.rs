@@ -91,7 +91,7 @@ fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
 }
 
 /// FNV-1a, 64 bit: a stable content hash computable at compile time.
-const fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut rest = bytes;
     while let [byte, tail @ ..] = rest {

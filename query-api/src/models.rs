@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::{Lifecycle, ModelId, OperationalStatus, ProviderId, RegionId};
@@ -14,7 +14,8 @@ use utoipa::ToSchema;
 
 use crate::consistency;
 use crate::cursor;
-use crate::locale;
+use crate::dashboard::fnv1a;
+use crate::locale::{self, Preference};
 use crate::openapi::{
     ConsistencyHeader, GatewayTimeout, LanguageHeader, Unavailable, Unprocessable,
 };
@@ -141,18 +142,21 @@ pub async fn list(
     let items: Vec<ModelView> = rows
         .into_iter()
         .take(usize::try_from(filter.limit).unwrap_or(0))
-        .map(|row| view(row, &locale))
+        .map(|row| view(row, &locale).0)
         .collect();
     let next_cursor = more
         .then(|| items.last().map(|last| cursor::encode(&last.id)))
         .flatten();
-    Ok(axum::Json(ModelPage {
+    let mut response = axum::Json(ModelPage {
         items,
         next_cursor,
         limit: filter.limit,
-        locale,
+        locale: locale.tag().to_owned(),
     })
-    .into_response())
+    .into_response();
+    // Each item is in the best language it has: no one Content-Language for the page.
+    locale::mark(&mut response, None);
+    Ok(response)
 }
 
 /// `GET /v1/models/{id}`; `raw` is the id as matched by the route's wildcard.
@@ -190,21 +194,64 @@ pub async fn one(
         };
         regions.insert(change.region, availability);
     }
+    let (model, language) = view(row, &locale);
     let detail = ModelDetail {
-        model: view(row, &locale),
-        locale,
+        model,
+        locale: locale.tag().to_owned(),
         regions,
     };
-    Ok(axum::Json(detail).into_response())
+    Ok(with_validator(&detail, headers, &language))
 }
 
-fn view(row: CatalogueRow, locale: &str) -> ModelView {
-    ModelView {
-        name: row.name.0.resolve(locale).to_owned(),
-        description: row
-            .description
-            .as_ref()
-            .map(|d| d.0.resolve(locale).to_owned()),
+/// The detail with a strong ETag of its bytes (any change of the model, its availability or
+/// the negotiated language changes it); 304 when `If-None-Match` already has them.
+fn with_validator(detail: &ModelDetail, headers: &HeaderMap, language: &str) -> Response {
+    let body = match serde_json::to_vec(detail) {
+        Ok(body) => body,
+        Err(_) => return axum::Json(detail).into_response(),
+    };
+    let tag = format!("\"{:016x}\"", fnv1a(&body));
+    let matched = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let mut response = if matched {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()
+    };
+    if let Ok(tag) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    locale::mark(&mut response, Some(language));
+    response
+}
+
+/// The row as the client sees it, and the language its name is in.
+fn view(row: CatalogueRow, locale: &Preference) -> (ModelView, String) {
+    let names = row.name.0.entries();
+    let language = locale
+        .pick(names.keys())
+        .cloned()
+        .unwrap_or_else(|| locale::FALLBACK.to_owned());
+    let description = row.description.as_ref().map(|d| {
+        let entries = d.0.entries();
+        locale
+            .pick(entries.keys())
+            .and_then(|l| entries.get(l))
+            .cloned()
+            .unwrap_or_default()
+    });
+    let view = ModelView {
+        name: names.get(&language).cloned().unwrap_or_default(),
+        description,
         names: row.name.0.entries().clone(),
         id: row.model_id,
         provider: row.provider,
@@ -214,7 +261,8 @@ fn view(row: CatalogueRow, locale: &str) -> ModelView {
         version: row.version,
         updated_at: row.updated_at,
         available_in: row.available_in,
-    }
+    };
+    (view, language)
 }
 
 /// A listing's filters, validated.

@@ -70,8 +70,8 @@ pub(crate) struct ConsistencyHeader {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // read from the raw header map; here for the schema only
 pub(crate) struct CacheHeaders {
-    /// An `ETag` of an earlier answer: 304 if the counts have not changed since.
-    #[param(rename = "If-None-Match", value_type = String, required = false, example = "\"counts-42\"")]
+    /// An `ETag` of an earlier answer: 304 if the answer has not changed since.
+    #[param(rename = "If-None-Match", value_type = String, required = false, example = "W/\"counts-42\"")]
     if_none_match: Option<String>,
 }
 

@@ -11,7 +11,8 @@ use crate::health::{healthz, metrics, readyz};
 use crate::history::model::HistoryPage;
 use crate::models::{self, ModelDetail, OneQuery};
 use crate::openapi::{
-    ConsistencyHeader, GatewayTimeout, LanguageHeader, NotFound, Unavailable, Unprocessable,
+    CacheHeaders, ConsistencyHeader, GatewayTimeout, LanguageHeader, NotFound, NotModified,
+    Unavailable, Unprocessable,
 };
 use crate::params::{self, Params};
 use crate::problem::QueryError;
@@ -39,10 +40,14 @@ pub fn router(state: QueryState) -> Router {
 /// One model with its availability in every region of the deployment.
 #[utoipa::path(
     get, path = "/v1/models/{id}", tag = "models", operation_id = "get_model",
-    params(("id" = domain::ModelId, Path), OneQuery, ConsistencyHeader, LanguageHeader),
+    params(("id" = domain::ModelId, Path), OneQuery, ConsistencyHeader, LanguageHeader, CacheHeaders),
     responses(
-        (status = 200, description = "The model", body = ModelDetail),
-        NotFound, Unprocessable, Unavailable, GatewayTimeout,
+        (status = 200, description = "The model", body = ModelDetail, headers(
+            ("ETag" = String, description = "Changes with any change of the answer"),
+            ("Content-Language" = String, description = "The language of the name"),
+            ("Vary" = String),
+        )),
+        NotModified, NotFound, Unprocessable, Unavailable, GatewayTimeout,
     ),
 )]
 pub(crate) async fn model_route(

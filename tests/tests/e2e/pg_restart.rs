@@ -32,7 +32,7 @@ const AFTER: usize = 800;
 /// retry (`max_backoff`, 5 s), so a second relay would have time to start publishing.
 const LOAD_AFTER_RESTART: Duration = Duration::from_secs(12);
 const IN_FLIGHT: usize = 8;
-const LEADER_GAUGE: &str = "outbox_relay_leader";
+const LEADER_GAUGE: &str = "aigo_outbox_relay_leader";
 
 fn seed() -> u64 {
     let seed = std::env::var("PG_RESTART_SEED")

@@ -486,6 +486,53 @@ async fn locales_pagination_and_etags() {
         .get(EU, "/v1/counts", &[("if-none-match", &etag)])
         .await;
     assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    // Weak: the freshness fields move under one version of the counts.
+    assert!(etag.starts_with("W/\""), "{etag}");
+
+    // One model: its name in the best language it has among those the client accepts, said
+    // in Content-Language; a strong ETag that answers 304 until it changes.
+    let accept = [("accept-language", "fr, ko;q=0.8, en;q=0.5")];
+    let model = cluster.get(EU, "/v1/models/acme/m-0002", &accept).await;
+    assert_eq!(model.status, StatusCode::OK, "{}", model.body);
+    assert_eq!(model.body["name"], "모델 0002", "{}", model.body);
+    assert_eq!(model.headers["content-language"], "ko");
+    assert!(
+        model.headers["vary"]
+            .to_str()
+            .unwrap()
+            .contains("accept-language")
+    );
+    let english_only = cluster.get(EU, "/v1/models/acme/m-0000", &accept).await;
+    assert_eq!(english_only.body["name"], "Model 0000");
+    assert_eq!(english_only.headers["content-language"], "en");
+    let model_tag = model.headers["etag"].to_str().unwrap().to_owned();
+    assert!(!model_tag.starts_with("W/"), "{model_tag}");
+    let unchanged = cluster
+        .get(
+            EU,
+            "/v1/models/acme/m-0002",
+            &[accept[0], ("if-none-match", model_tag.as_str())],
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    let in_english = cluster
+        .get(
+            EU,
+            "/v1/models/acme/m-0002",
+            &[("if-none-match", model_tag.as_str())],
+        )
+        .await;
+    assert_eq!(
+        in_english.status,
+        StatusCode::OK,
+        "another language, other bytes"
+    );
+
+    // Compressed when the client accepts it.
+    let page = cluster
+        .get(EU, "/v1/models?limit=200", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(page.headers["content-encoding"], "gzip");
 
     // Page through everything while 100 more models are registered concurrently.
     let writer = async {
