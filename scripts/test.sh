@@ -26,12 +26,16 @@ fi
 log "cargo deny (licenses, bans, sources)"
 cargo deny --all-features check bans licenses sources
 # The RustSec database lives on GitHub, which some machines (this project's CI among them)
-# cannot reach: advisories are checked against a local copy when there is one
-# (AIGO_ADVISORY_DB=/path/to/advisory-db), and the log says so when there is none.
+# cannot reach: advisories are checked against a checkout of it when one is given
+# (AIGO_ADVISORY_DB=/path/to/advisory-db), and the log says so when none is.
 if [[ -n "${AIGO_ADVISORY_DB:-}" && -d "$AIGO_ADVISORY_DB" ]]; then
-    log "cargo deny advisories (database: $AIGO_ADVISORY_DB)"
-    cargo deny check --disable-fetch advisories --config <(sed "s|^db-path = .*|db-path = \"$AIGO_ADVISORY_DB\"|" deny.toml) 2>/dev/null \
-        || cargo deny check advisories
+    log "cargo deny advisories (RustSec database: $AIGO_ADVISORY_DB)"
+    dbs="$(mktemp -d)"
+    # cargo-deny's directory name for https://github.com/rustsec/advisory-db.
+    ln -s "$(realpath "$AIGO_ADVISORY_DB")" "$dbs/advisory-db-3157b0e258782691"
+    sed "s|^db-path = .*|db-path = \"$dbs\"|" deny.toml >"$dbs/deny.toml"
+    cargo deny --offline --config "$dbs/deny.toml" check advisories
+    rm -rf "$dbs"
 else
     log "NOTE: advisories not checked: no RustSec database at hand (set AIGO_ADVISORY_DB to a checkout)"
 fi
