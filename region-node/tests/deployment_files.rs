@@ -32,17 +32,29 @@ fn the_compose_nodes_load_and_agree_on_the_deployment() {
         std::fs::read_to_string(repository().join("deploy/compose/compose.yaml")).unwrap();
     for (region, node) in regions.iter().zip(&nodes) {
         assert_eq!(node.region.as_str(), *region);
-        assert!(compose.contains(&format!("{region}.toml")), "compose does not mount {region}.toml");
+        assert!(
+            compose.contains(&format!("{region}.toml")),
+            "compose does not mount {region}.toml"
+        );
         // Three brokers, so topics are replicated and acknowledged by two.
         assert_eq!(node.kafka.replication_factor, 3, "{region}");
         assert_eq!(node.kafka.min_insync_replicas, 2, "{region}");
-        assert!(!node.database.migrate_on_start, "{region}: compose runs `migrate` first");
+        assert!(
+            !node.database.migrate_on_start,
+            "{region}: compose runs `migrate` first"
+        );
     }
     let first = &nodes[0];
     for node in &nodes[1..] {
         assert_eq!(node.all_regions(), first.all_regions(), "regions differ");
-        assert_eq!(node.kafka.partitions, first.kafka.partitions, "partitions differ");
-        assert_eq!(node.kafka.topic_prefix, first.kafka.topic_prefix, "topic prefixes differ");
+        assert_eq!(
+            node.kafka.partitions, first.kafka.partitions,
+            "partitions differ"
+        );
+        assert_eq!(
+            node.kafka.topic_prefix, first.kafka.topic_prefix,
+            "topic prefixes differ"
+        );
         assert_eq!(
             node.ownership().unwrap().fingerprint(),
             first.ownership().unwrap().fingerprint(),
@@ -55,11 +67,18 @@ fn the_compose_nodes_load_and_agree_on_the_deployment() {
 #[test]
 fn the_kubernetes_config_loads_and_is_the_one_in_the_config_map() {
     let node = load("deploy/kubernetes/node.toml");
-    assert!(!node.database.migrate_on_start, "the init container runs `migrate`");
+    assert!(
+        !node.database.migrate_on_start,
+        "the init container runs `migrate`"
+    );
     let toml = std::fs::read_to_string(repository().join("deploy/kubernetes/node.toml")).unwrap();
-    let map = std::fs::read_to_string(repository().join("deploy/kubernetes/configmap.yaml")).unwrap();
+    let map =
+        std::fs::read_to_string(repository().join("deploy/kubernetes/configmap.yaml")).unwrap();
     for line in toml.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        assert!(map.contains(line), "configmap.yaml lacks {line:?} of node.toml");
+        assert!(
+            map.contains(line),
+            "configmap.yaml lacks {line:?} of node.toml"
+        );
     }
 }
 
@@ -90,7 +109,10 @@ fn every_path_the_dockerfile_copies_exists() {
             copied += 1;
         }
     }
-    assert!(copied > 0, "the Dockerfile copies nothing from the repository");
+    assert!(
+        copied > 0,
+        "the Dockerfile copies nothing from the repository"
+    );
     // Every workspace member is copied: a new crate must not break the image build.
     let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let members = manifest
@@ -98,9 +120,14 @@ fn every_path_the_dockerfile_copies_exists() {
         .nth(1)
         .and_then(|rest| rest.split(']').next())
         .unwrap();
-    for member in members.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()) {
+    for member in members
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+    {
         assert!(
-            dockerfile.contains(&format!("COPY {member} ")) || dockerfile.contains(&format!("COPY {member}/ ")),
+            dockerfile.contains(&format!("COPY {member} "))
+                || dockerfile.contains(&format!("COPY {member}/ ")),
             "the Dockerfile does not copy the workspace member {member}"
         );
     }
