@@ -45,5 +45,9 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "cargo test"
 cargo test --workspace
+# The optional OTLP span export (feature `otlp`): linted and tested on its own build.
+log "cargo clippy + test, region-node with the otlp feature"
+cargo clippy -p region-node --features otlp --all-targets -- -D warnings
+cargo test -p region-node --features otlp --test otlp_export
 log "schemathesis"
 scripts/schemathesis.sh

@@ -12,7 +12,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, TraceLayer};
+use tracing::Level;
 
 use crate::access_log;
 
@@ -54,8 +55,13 @@ pub fn router(
     let request_id = HeaderName::from_static("x-request-id");
     Ok(router
         .layer(axum::middleware::from_fn(access_log::record))
-        // The access log reports every status; no second line per failed response.
-        .layer(TraceLayer::new_for_http().on_failure(()))
+        // A span per request at info, so it is kept (and exported) under the default filter;
+        // the access log reports every status, so no second line per failed response.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_failure(()),
+        )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid)))
 }

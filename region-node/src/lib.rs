@@ -8,6 +8,8 @@ pub mod database;
 pub mod http;
 pub mod metric_catalog;
 pub mod openapi;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod recount;
 pub mod replay;
 pub mod reset_states;

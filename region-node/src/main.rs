@@ -63,10 +63,18 @@ fn parse_instant(raw: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|e| format!("{raw:?} is not an RFC 3339 instant: {e}"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    telemetry::init_tracing(cli.log_format);
+    // Outside the runtime: the optional span exporter's HTTP client blocks. Dropped last, so
+    // the spans of the whole run are flushed.
+    let _tracing = telemetry::init_tracing(cli.log_format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Replay { until, quiet } => {

@@ -4,8 +4,10 @@
 use std::io::IsTerminal;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use metrics_util::layers::{Layer, PrefixLayer};
-use tracing_subscriber::EnvFilter;
+use metrics_util::layers::{Layer as _, PrefixLayer};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::metric_catalog;
 
@@ -27,23 +29,46 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs to stderr in `format`, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(format: LogFormat) {
+/// Keeps what tracing needs until the process ends (with the `otlp` feature: flushes the
+/// spans not exported yet when dropped).
+#[must_use]
+#[derive(Debug)]
+pub struct TracingGuard {
+    #[cfg(feature = "otlp")]
+    _export: Option<crate::otlp::ExportGuard>,
+}
+
+/// Logs to stderr in `format`, filtered by `RUST_LOG` (default `info`); with the `otlp`
+/// feature and `OTEL_EXPORTER_OTLP_ENDPOINT` set, also exports spans. Call it outside the async
+/// runtime. A second initialisation (tests) keeps the first subscriber.
+pub fn init_tracing(format: LogFormat) -> TracingGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = match format {
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
+            .boxed(),
     };
+    let logging = tracing_subscriber::registry().with(filter).with(lines);
+    #[cfg(feature = "otlp")]
+    match crate::otlp::layer() {
+        Ok(Some((export, guard))) => {
+            let _ = logging.with(export).try_init();
+            return TracingGuard {
+                _export: Some(guard),
+            };
+        }
+        Ok(None) => {}
+        Err(error) => eprintln!("{error}; spans are not exported"),
+    }
+    let _ = logging.try_init();
+    TracingGuard {
+        #[cfg(feature = "otlp")]
+        _export: None,
+    }
 }
 
 /// Installs the process-wide Prometheus recorder; `None` if one is already installed.
