@@ -24,7 +24,7 @@ if [[ -z "${CARGO_TARGET_DIR:-}" && "${CI:-}" == true ]]; then
 fi
 
 log "cargo deny (licenses, bans, sources)"
-cargo deny --all-features check bans licenses sources
+cargo deny --all-features check --hide-inclusion-graph bans licenses sources
 # The RustSec database lives on GitHub, which some machines (this project's CI among them)
 # cannot reach: advisories are checked against a checkout of it when one is given
 # (AIGO_ADVISORY_DB=/path/to/advisory-db), and the log says so when none is.
