@@ -107,6 +107,17 @@ async fn a_waiting_read_sends_nothing_to_postgresql_and_is_answered_by_the_feed(
         }
     })
     .await;
+    // PostgreSQL reports the look idle before its last bytes (ReadyForQuery) have crossed the
+    // proxy: wait until nothing has passed for a while, so the blackhole holds only new traffic.
+    let mut forwarded = proxy.stats().forwarded_chunks;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = proxy.stats().forwarded_chunks;
+        if now == forwarded {
+            break;
+        }
+        forwarded = now;
+    }
     proxy.blackhole();
     // Other streams' events and a second of waiting: a poll (every 15 ms before) would be held.
     let other = {

@@ -54,6 +54,8 @@ pub struct FaultStats {
     pub delayed_chunks: u64,
     /// Chunks held back by a [`FaultProxy::blackhole`] until it was healed.
     pub held_chunks: u64,
+    /// Chunks passed on, in either direction.
+    pub forwarded_chunks: u64,
 }
 
 #[derive(Debug)]
@@ -302,5 +304,6 @@ async fn pump(
         if to.write_all(chunk).await.is_err() {
             return Stop::Closed;
         }
+        shared.count(|s| s.forwarded_chunks += 1);
     }
 }
