@@ -256,7 +256,12 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment
-            .merge(Env::prefixed("AIGO_").split("__"))
+            // `AIGO_CONFIG` and `AIGO_LOG_FORMAT` are the command line's (clap), not settings.
+            .merge(
+                Env::prefixed("AIGO_")
+                    .ignore(&["config", "log_format"])
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)
     }
@@ -394,6 +399,19 @@ mod tests {
             .extract::<Settings>()
             .unwrap_err();
         assert!(reserved.to_string().contains("group.id"), "{reserved}");
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment::Jail's own error type")]
+    fn the_command_lines_variables_are_not_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AIGO_CONFIG", "/etc/aigo/node.toml");
+            jail.set_env("AIGO_LOG_FORMAT", "json");
+            jail.set_env("AIGO_HTTP__LISTEN", "127.0.0.1:9999");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.http.listen.port(), 9999);
+            Ok(())
+        });
     }
 
     #[test]
