@@ -4,7 +4,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde_json::error::Category;
 
 use crate::problem::ApiError;
 
@@ -30,12 +29,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
         .map(|v| v.split(';').next().unwrap_or_default().trim())
         .is_some_and(|mime| mime.eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(ApiError::UnsupportedMediaType("application/json"));
     }
-    serde_json::from_slice(body).map_err(|error| match error.classify() {
-        Category::Data => ApiError::UnprocessableBody(error.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::MalformedBody(format!("malformed JSON: {error}"))
-        }
-    })
+    crate::targets::json(body)
 }

@@ -7,10 +7,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use domain::{
-    AvailabilityCommand, LocalizedText, ModelCommand, ModelId, OperationalStatus, ProviderId,
-    RegionId, RegisterModel, TextLimit, UpdateMetadata, WithdrawReason,
-};
+use domain::{AvailabilityCommand, ModelId, RegionId, WithdrawReason};
 use event_store::IdempotencyClaim;
 use uuid::Uuid;
 
@@ -25,6 +22,7 @@ use crate::openapi::{
 use crate::problem::ApiError;
 use crate::routes::CommandState;
 use crate::service::{Accepted, CommandRequest, Target};
+use crate::targets;
 use http_problem::PathParams;
 
 /// The parts of a request every command handler needs; extracted last, as it takes the body.
@@ -85,25 +83,7 @@ pub(crate) async fn register(
 ) -> Response {
     let home = state.service.region().clone();
     respond(&state, principal, incoming, "register", |headers, body| {
-        let body: RegisterBody = parse_json(headers, body)?;
-        let home_region = match body.home_region {
-            Some(raw) => RegionId::parse(&raw).map_err(with_field("home_region"))?,
-            None => home,
-        };
-        let id = ModelId::parse(&body.id)?;
-        Ok(Target::Model {
-            id: id.clone(),
-            command: ModelCommand::Register(RegisterModel {
-                id,
-                provider: ProviderId::parse(&body.provider)?,
-                name: LocalizedText::parse(body.name, TextLimit::NAME)?,
-                description: body
-                    .description
-                    .map(|d| LocalizedText::parse(d, TextLimit::DESCRIPTION))
-                    .transpose()?,
-                home_region,
-            }),
-        })
+        targets::register(parse_json(headers, body)?, &home)
     })
     .await
 }
@@ -114,18 +94,13 @@ pub(crate) async fn lifecycle(
     PathParams(rest, _): PathParams<String, ApiError>,
     incoming: Incoming,
 ) -> Response {
-    let (id, action) = match rest.rsplit_once('/') {
-        Some((id, "activate")) => (id, ModelCommand::Activate),
-        Some((id, "deactivate")) => (id, ModelCommand::Deactivate),
-        Some((id, "retire")) => (id, ModelCommand::Retire),
-        _ => return ApiError::NoRoute(format!("POST {}", incoming.uri)).into_response(),
+    let Some(route) = targets::lifecycle(&rest) else {
+        return ApiError::NoRoute(format!("POST {}", incoming.uri)).into_response();
     };
-    let id = id.to_owned();
-    respond(&state, principal, incoming, action.verb(), move |_, _| {
-        Ok(Target::Model {
-            id: ModelId::parse(&id)?,
-            command: action,
-        })
+    let name = route.name();
+    let home = state.service.region().clone();
+    respond(&state, principal, incoming, name, move |_, body| {
+        route.target(body, &home)
     })
     .await
 }
@@ -156,13 +131,7 @@ pub(crate) async fn set_status(
         principal,
         incoming,
         "set_status",
-        move |headers, body| {
-            let body: StatusBody = parse_json(headers, body)?;
-            Ok(Target::Model {
-                id: ModelId::parse(&id)?,
-                command: ModelCommand::SetStatus(OperationalStatus::parse(&body.status)?),
-            })
-        },
+        move |headers, body| targets::set_status(&id, parse_json(headers, body)?),
     )
     .await
 }
@@ -190,27 +159,7 @@ pub(crate) async fn update_metadata(
         principal,
         incoming,
         "update_metadata",
-        move |headers, body| {
-            let body: MetadataBody = parse_json(headers, body)?;
-            if body.name.is_none() && body.description.is_none() {
-                return Err(ApiError::UnprocessableBody(
-                    "give at least one of name, description".into(),
-                ));
-            }
-            Ok(Target::Model {
-                id: ModelId::parse(&id)?,
-                command: ModelCommand::UpdateMetadata(UpdateMetadata {
-                    name: body
-                        .name
-                        .map(|n| LocalizedText::parse(n, TextLimit::NAME))
-                        .transpose()?,
-                    description: body
-                        .description
-                        .map(|d| LocalizedText::parse(d, TextLimit::DESCRIPTION))
-                        .transpose()?,
-                }),
-            })
-        },
+        move |headers, body| targets::update_metadata(&id, parse_json(headers, body)?),
     )
     .await
 }
@@ -317,8 +266,4 @@ fn render(accepted: Accepted) -> Response {
         headers.insert(header::LOCATION, location);
     }
     response
-}
-
-fn with_field(field: &'static str) -> impl Fn(domain::ValidationError) -> ApiError {
-    move |error| ApiError::Invalid(domain::ValidationError::new(field, error.reason))
 }

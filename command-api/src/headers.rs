@@ -27,20 +27,21 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| {
-            !k.is_empty()
-                && k.len() <= MAX_IDEMPOTENCY_KEY_LEN
-                && k.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .ok_or_else(|| {
-            ApiError::BadHeader(format!(
-                "Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-            ))
-        })?;
-    Ok(Some(key.to_owned()))
+    let key = value.to_str().unwrap_or_default();
+    checked_key(key).map(Some).map_err(ApiError::BadHeader)
+}
+
+/// An idempotency key as given, or why it is not one (the header's rules, also an import line's).
+pub(crate) fn checked_key(key: &str) -> Result<String, String> {
+    if !key.is_empty()
+        && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+        && key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Ok(key.to_owned());
+    }
+    Err(format!(
+        "Idempotency-Key must be 1–{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+    ))
 }
 
 /// Identifies a request so that a reused idempotency key with a different request is caught.

@@ -6,6 +6,7 @@
 
 mod auth;
 mod body;
+mod bulk;
 mod command_error;
 mod dto;
 mod handlers;
@@ -16,8 +17,10 @@ mod problem;
 mod rate_limit;
 mod routes;
 mod service;
+mod targets;
 
 pub use auth::{Authenticator, Principal, Scope, TokenConfig};
+pub use bulk::{ImportLine, ImportOutcome};
 pub use command_error::CommandError;
 pub use dto::CommandAccepted;
 pub use openapi::ApiDoc;

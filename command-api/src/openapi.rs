@@ -5,6 +5,7 @@ use http_problem::ProblemDocument as Problem;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi};
 
+use crate::bulk::{self, ImportLine, ImportOutcome};
 use crate::dto::{CommandAccepted, MetadataBody, RegisterBody, StatusBody};
 use crate::handlers;
 use crate::operations;
@@ -58,12 +59,13 @@ pub(crate) struct Conflict(#[allow(dead_code)] Problem);
 #[response(status = 412, content_type = "application/problem+json")]
 pub(crate) struct PreconditionFailed(#[allow(dead_code)] Problem);
 
-/// The body is over 16 KiB (`payload-too-large`).
+/// The body is over its limit: 16 KiB for a command, 64 MiB for an import (`payload-too-large`).
 #[derive(IntoResponses)]
 #[response(status = 413, content_type = "application/problem+json")]
 pub(crate) struct PayloadTooLarge(#[allow(dead_code)] Problem);
 
-/// The body is not `application/json` (`unsupported-media-type`).
+/// The body is not `application/json` (`application/x-ndjson` for an import)
+/// (`unsupported-media-type`).
 #[derive(IntoResponses)]
 #[response(status = 415, content_type = "application/problem+json")]
 pub(crate) struct UnsupportedMediaType(#[allow(dead_code)] Problem);
@@ -111,8 +113,10 @@ impl Modify for BearerAuth {
         handlers::update_metadata,
         operations::serve,
         operations::withdraw,
+        bulk::import::import,
+        bulk::export::export,
     ),
-    components(schemas(Problem, RegisterBody, StatusBody, MetadataBody, CommandAccepted)),
+    components(schemas(Problem, RegisterBody, StatusBody, MetadataBody, CommandAccepted, ImportLine, ImportOutcome)),
     modifiers(&BearerAuth),
     tags((name = "commands", description = "Model lifecycle and region availability; \
         each success answers the events it recorded and a consistency token.")),

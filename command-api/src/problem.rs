@@ -28,8 +28,8 @@ pub enum ApiError {
     PreconditionFailed { expected: u64, actual: u64 },
     #[error("{0}")]
     PayloadTooLarge(String),
-    #[error("Content-Type must be application/json")]
-    UnsupportedMediaType,
+    #[error("Content-Type must be {0}")]
+    UnsupportedMediaType(&'static str),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("{0}")]
@@ -60,7 +60,7 @@ impl ApiError {
             ApiError::Domain(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_)
             | ApiError::UnprocessableBody(_)
             | ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -93,7 +93,7 @@ impl ApiError {
             },
             ApiError::PreconditionFailed { .. } => "version-mismatch",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
-            ApiError::UnsupportedMediaType => "unsupported-media-type",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Invalid(_) => "invalid-field",
             ApiError::UnprocessableBody(_) => "unprocessable-body",
             ApiError::IdempotencyKeyReused => "idempotency-key-reused",

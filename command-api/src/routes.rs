@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 
 use axum::middleware;
 
 use crate::auth::Authenticator;
+use crate::bulk;
 use crate::handlers;
 use crate::rate_limit::{self, CommandRateLimit};
 use crate::service::CommandService;
@@ -27,6 +28,13 @@ pub struct CommandState {
 /// Every write route. Model ids contain `/`, so they are matched by a trailing wildcard
 /// (`/v1/models/openai/gpt-5/activate`); `%2F`-encoded ids work as well.
 pub fn router(state: CommandState) -> Router {
+    // Bulk routes: larger bodies, and not under the per-command budget (an import is one
+    // caller's deliberate batch; its commands still queue for the same group commits).
+    let bulk = Router::new()
+        .route("/v1/imports", post(bulk::import))
+        .route("/v1/exports", get(bulk::export))
+        .layer(DefaultBodyLimit::max(bulk::IMPORT_BODY_LIMIT_BYTES))
+        .with_state(state.clone());
     Router::new()
         .route("/v1/models", post(handlers::register))
         .route(
@@ -45,4 +53,5 @@ pub fn router(state: CommandState) -> Router {
             rate_limit::limit,
         ))
         .with_state(state)
+        .merge(bulk)
 }

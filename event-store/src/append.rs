@@ -1,14 +1,14 @@
-//! Appending a command's events: one transaction for events, outbox, idempotency answer and catalogue row.
+//! Appending a command's events: one transaction for events, outbox, idempotency answer and
+//! catalogue row (see `append_batch` for the transaction itself).
 
-use chrono::{DateTime, SubsecRound, Utc};
-use domain::{CURRENT_SCHEMA_VERSION, EventEnvelope, EventPayload, StreamId};
-use sqlx::PgConnection;
+use std::sync::Arc;
+
+use domain::{EventEnvelope, EventPayload, StreamId};
 use uuid::Uuid;
 
-use crate::catalogue::apply_to_catalogue;
 use crate::error::{AppendError, StoreError, violated_constraint};
 use crate::store::EventStore;
-use crate::stream_heads::{self, StreamState};
+use crate::stream_heads::StreamState;
 
 /// Who asked and why: copied into every event's envelope.
 #[derive(Debug, Clone, Default)]
@@ -49,9 +49,28 @@ pub struct StoredResponse {
     pub body: serde_json::Value,
 }
 
-/// Serializes appends on one node so that positions are handed out in commit order, which is
-/// what lets the outbox relay publish strictly by position without skipping a late commit.
-const APPEND_LOCK: i64 = 0x6169_676f_0001;
+/// Builds a command's idempotent answer from the envelopes its append recorded.
+pub type AnswerFn = Arc<dyn Fn(&[EventEnvelope]) -> StoredResponse + Send + Sync>;
+
+/// One command's append: its events, who asked, and the idempotency record to keep.
+#[derive(Clone)]
+pub struct AppendRequest {
+    pub new: NewEvents,
+    pub meta: CommandMeta,
+    pub claim: Option<IdempotencyClaim>,
+    /// Called only with a claim, inside the transaction, with the recorded envelopes.
+    pub answer: AnswerFn,
+}
+
+impl std::fmt::Debug for AppendRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendRequest")
+            .field("new", &self.new)
+            .field("meta", &self.meta)
+            .field("claim", &self.claim)
+            .finish_non_exhaustive()
+    }
+}
 
 impl EventStore {
     /// Appends `new` in one transaction with its outbox rows, the catalogue update and, when
@@ -62,123 +81,35 @@ impl EventStore {
         new: NewEvents,
         meta: &CommandMeta,
         claim: Option<IdempotencyClaim>,
-        answer: impl FnOnce(&[EventEnvelope]) -> StoredResponse,
+        answer: impl Fn(&[EventEnvelope]) -> StoredResponse + Send + Sync + 'static,
     ) -> Result<Vec<EventEnvelope>, AppendError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-
-        let expected = new.expected_version();
-        let head = new.prior.after(&new.events);
-        let mut recorded = Vec::with_capacity(new.events.len());
-        for (offset, event) in new.events.into_iter().enumerate() {
-            let sequence = expected + offset as u64 + 1;
-            let envelope = self
-                .insert_event(&mut tx, &new.stream, sequence, event, meta)
-                .await
-                .map_err(|e| classify(e, &new.stream, expected))?;
-            apply_to_catalogue(&mut tx, &envelope)
-                .await
-                .map_err(StoreError::from)?;
-            recorded.push(envelope);
-        }
-        stream_heads::write(&mut tx, &new.stream, &head)
-            .await
-            .map_err(StoreError::from)?;
-
-        if let Some(claim) = claim {
-            let response = answer(&recorded);
-            sqlx::query(
-                "INSERT INTO idempotency_keys
-                   (principal, key, request_fingerprint, response_status, response_body)
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&claim.principal)
-            .bind(&claim.key)
-            .bind(&claim.fingerprint)
-            .bind(i16::try_from(response.status).unwrap_or(i16::MAX))
-            .bind(&response.body)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| classify(e, &new.stream, expected))?;
-        }
-        sqlx::query("SELECT pg_notify('outbox', '')")
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
-        tx.commit()
-            .await
-            .map_err(|e| classify(e, &new.stream, expected))?;
-        Ok(recorded)
+        self.append_one(AppendRequest {
+            new,
+            meta: meta.clone(),
+            claim,
+            answer: Arc::new(answer),
+        })
+        .await
     }
 
-    async fn insert_event(
+    /// [`EventStore::append`] of a built request: a batch of one.
+    pub async fn append_one(
         &self,
-        conn: &mut PgConnection,
-        stream: &StreamId,
-        sequence: u64,
-        event: EventPayload,
-        meta: &CommandMeta,
-    ) -> Result<EventEnvelope, sqlx::Error> {
-        // The event time never goes backwards along the region's positions: a writer whose
-        // clock stepped back (or a second writer process with a slower clock) stamps the time
-        // of the region's last event instead. The append lock makes "last" well defined, and
-        // history cuts the log by this time. Truncated to the database's microseconds first,
-        // so the envelope carries exactly the stored value.
-        let (position, occurred_at): (i64, DateTime<Utc>) = sqlx::query_as(
-            "SELECT nextval('events_position_seq'),
-                    GREATEST($1::timestamptz,
-                             (SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1))",
-        )
-        .bind(Utc::now().trunc_subsecs(6))
-        .fetch_one(&mut *conn)
-        .await?;
-        let envelope = EventEnvelope {
-            event_id: Uuid::now_v7(),
-            schema_version: CURRENT_SCHEMA_VERSION,
-            stream: stream.clone(),
-            sequence,
-            position: position.unsigned_abs(),
-            model_id: stream.model_id().clone(),
-            origin_region: self.region.clone(),
-            occurred_at,
-            correlation_id: meta.correlation_id,
-            causation_id: meta.causation_id,
-            idempotency_key: meta.idempotency_key.clone(),
-            actor: meta.actor.clone(),
-            event,
-        };
-        let encoded = envelope.encode();
-        let sequence_db = i64::try_from(sequence).unwrap_or(i64::MAX);
-        sqlx::query(
-            "INSERT INTO events (position, event_id, stream, sequence, model_id, event_type,
-                                 schema_version, occurred_at, envelope)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::jsonb)",
-        )
-        .bind(position)
-        .bind(envelope.event_id)
-        .bind(stream.to_string())
-        .bind(sequence_db)
-        .bind(envelope.model_id.as_str())
-        .bind(envelope.event.type_name())
-        .bind(i16::try_from(envelope.schema_version).unwrap_or(i16::MAX))
-        .bind(envelope.occurred_at)
-        .bind(String::from_utf8_lossy(&encoded).as_ref())
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO outbox (position, topic, message_key, payload) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(position)
-        .bind(&self.topic)
-        .bind(envelope.model_id.as_str())
-        .bind(&encoded)
-        .execute(&mut *conn)
-        .await?;
-        Ok(envelope)
+        request: AppendRequest,
+    ) -> Result<Vec<EventEnvelope>, AppendError> {
+        let stream = request.new.stream.clone();
+        let expected = request.new.expected_version();
+        match self.append_batch(vec![request]).await {
+            Ok(mut outcomes) => {
+                outcomes
+                    .pop()
+                    .unwrap_or(Err(AppendError::Store(StoreError::Invalid(
+                        "a batch of one gave no outcome".into(),
+                    ))))
+            }
+            // Under the append lock neither can happen; kept as the last line of defence.
+            Err(error) => Err(classify(error, &stream, expected)),
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! events and the idempotency record of the command that produced them.
 
 mod append;
+mod append_batch;
+mod append_queue;
 pub mod catalogue;
 mod error;
 pub mod event_log;
@@ -13,7 +15,11 @@ mod load;
 mod store;
 mod stream_heads;
 
-pub use append::{CommandMeta, IdempotencyClaim, NewEvents, StoredResponse};
+pub use append::{
+    AnswerFn, AppendRequest, CommandMeta, IdempotencyClaim, NewEvents, StoredResponse,
+};
+pub use append_batch::BatchOutcome;
+pub use append_queue::AppendQueue;
 pub use error::{AppendError, StoreError};
 pub use idempotency::RecordedAnswer;
 pub use store::EventStore;

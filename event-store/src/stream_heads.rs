@@ -4,6 +4,8 @@
 use domain::{
     AvailabilityState, EventPayload, ModelState, StreamId, evolve_availability, evolve_model,
 };
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -87,26 +89,37 @@ pub(crate) async fn lookup<S: DeserializeOwned>(
     }
 }
 
-/// Records `state` as `stream`'s head, in the transaction that appended its events.
-pub(crate) async fn write(
+/// Records each stream's head, in the transaction that appended their events.
+pub(crate) async fn write_all(
     conn: &mut PgConnection,
-    stream: &StreamId,
-    state: &StreamState,
+    heads: &HashMap<String, StreamState>,
 ) -> Result<(), sqlx::Error> {
-    let json = match state {
-        StreamState::Model(state) => serde_json::to_value(state),
-        StreamState::Availability(state) => serde_json::to_value(state),
+    if heads.is_empty() {
+        return Ok(());
     }
-    .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    let mut streams = Vec::with_capacity(heads.len());
+    let mut versions = Vec::with_capacity(heads.len());
+    let mut states = Vec::with_capacity(heads.len());
+    for (stream, state) in heads {
+        let json = match state {
+            StreamState::Model(state) => serde_json::to_string(state),
+            StreamState::Availability(state) => serde_json::to_string(state),
+        }
+        .map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+        streams.push(stream.as_str());
+        versions.push(i64::try_from(state.version()).unwrap_or(i64::MAX));
+        states.push(json);
+    }
     sqlx::query(
-        "INSERT INTO stream_heads (stream, version, format, state) VALUES ($1, $2, $3, $4)
+        "INSERT INTO stream_heads (stream, version, format, state)
+         SELECT s, v, $3, j::jsonb FROM UNNEST($1::text[], $2::int8[], $4::text[]) AS u(s, v, j)
          ON CONFLICT (stream) DO UPDATE
             SET version = EXCLUDED.version, format = EXCLUDED.format, state = EXCLUDED.state",
     )
-    .bind(stream.to_string())
-    .bind(i64::try_from(state.version()).unwrap_or(i64::MAX))
+    .bind(&streams)
+    .bind(&versions)
     .bind(FORMAT)
-    .bind(Json(json))
+    .bind(&states)
     .execute(conn)
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 pub mod access_log;
 pub mod app;
 pub mod audit;
+pub mod bulk;
 pub mod config;
 pub mod database;
 pub mod http;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use region_node::telemetry::{self, LogFormat};
-use region_node::{Application, Settings, database};
+use region_node::{Application, Settings, bulk, database};
 
 /// A region node of the AI-GO model tracker.
 #[derive(Debug, Parser)]
@@ -55,6 +55,49 @@ enum Command {
     /// merged from other nodes, rebuilds its region's actors from their checkpoints and
     /// republishes them (the way back from a bad state; nothing is lost). Prints the epochs.
     ResetStates,
+    /// Send a file of import lines (NDJSON commands, each with its idempotency key) to a node's
+    /// `POST /v1/imports`; prints a summary (JSON). Exits 0 when every line was accepted, 2 when
+    /// some were refused, 1 when lines could not be delivered (re-send the same file).
+    Import {
+        /// The NDJSON file (the format of `GET /v1/exports`).
+        file: PathBuf,
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Command lines per request.
+        #[arg(long, default_value_t = 10_000)]
+        chunk_lines: usize,
+        /// Re-sends of an undelivered chunk (or of its lines answered 5xx) before giving up.
+        #[arg(long, default_value_t = 5)]
+        retries: u32,
+        /// Write refused lines' results (NDJSON) to this file instead of the first few to stderr.
+        #[arg(long)]
+        problems: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Save a node's catalogue as import lines (`GET /v1/exports`).
+    Export {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The file to write; standard output without it.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+/// Which node a client subcommand talks to, and as whom.
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// The node's base URL, such as http://127.0.0.1:8081.
+    #[arg(long)]
+    target: String,
+    /// A bearer token that may write as the node's region.
+    #[arg(long, env = "AIGO_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 fn parse_instant(raw: &str) -> Result<DateTime<Utc>, String> {
@@ -75,6 +118,33 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The bulk clients talk to a node over HTTP and need no node configuration.
+    match cli.command {
+        Command::Import {
+            file,
+            node,
+            chunk_lines,
+            retries,
+            problems,
+            quiet,
+        } => return import(file, node, chunk_lines, retries, problems, quiet).await,
+        Command::Export {
+            node,
+            output,
+            quiet,
+        } => {
+            let options = bulk::ExportOptions {
+                target: node.target,
+                token: node.token,
+                output,
+                progress: !quiet,
+            };
+            let lines = bulk::export(&options).await?;
+            eprintln!("exported {lines} lines");
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Replay { until, quiet } => {
@@ -122,8 +192,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!(region = %settings.region, addr = %app.local_addr()?, "region node serving");
             app.run_until_stopped(shutdown_signal()).await?;
         }
+        Command::Import { .. } | Command::Export { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn import(
+    file: PathBuf,
+    node: NodeArgs,
+    chunk_lines: usize,
+    retries: u32,
+    problems: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let options = bulk::ImportOptions {
+        file,
+        target: node.target,
+        token: node.token,
+        chunk_lines,
+        retries,
+        progress: !quiet,
+        problems,
+    };
+    let summary = bulk::import(&options).await?;
+    eprintln!(
+        "imported {} lines in {:.1} s ({:.0} commands/s): {} accepted, {} refused, {} failed",
+        summary.lines,
+        summary.seconds,
+        summary.commands_per_second,
+        summary.accepted,
+        summary.refused_total(),
+        summary.failed
+    );
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(if summary.failed > 0 {
+        ExitCode::FAILURE
+    } else if summary.refused_total() > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

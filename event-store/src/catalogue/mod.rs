@@ -3,12 +3,14 @@
 //! (`catalogue_offsets`). This module is the only code that reads or writes those tables.
 
 mod apply;
+mod apply_batch;
 mod facts;
 mod offsets;
 mod rows;
 mod tally;
 
 pub use apply::apply_to_catalogue;
+pub use apply_batch::apply_batch_to_catalogue;
 pub use facts::{home_region, lifecycle, names, served_but_retired, stream_version};
 pub use offsets::{TopicOffsets, load_offsets, save_offsets};
 pub use rows::{AvailabilityChange, CatalogueRow, ModelFilter, availability_of, get, list};
