@@ -115,7 +115,8 @@ done
 log "running schemathesis with $PYTHON (Python $PY_VERSION)"
 run_schemathesis() {
     # From the scratch directory: Schemathesis keeps its crash cache (.schemathesis/) where it runs.
-    (cd "$DIR" && "$VENV/bin/st" --config-file "$AIGO_ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
+    # The hooks (scripts/schemathesis_hooks.py) teach it to send NDJSON bodies (imports).
+    (cd "$DIR" && PYTHONPATH="$AIGO_ROOT/scripts" SCHEMATHESIS_HOOKS=schemathesis_hooks "$VENV/bin/st" --config-file "$AIGO_ROOT/scripts/schemathesis.toml" run "http://127.0.0.1:$PORT/openapi.json" \
         --header "Authorization: Bearer $TOKEN" \
         --checks "${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
         --exclude-path /v1/stream \
@@ -140,7 +141,8 @@ for attempt in 1 2 3; do
     log "schemathesis attempt $attempt broke inside the tool, not on the API; trying again"
 done
 if ((status != 0)); then
-    log "schemathesis found problems (node log: last lines below)"
+    log "schemathesis found problems (node log: its first panic, if any, and last lines below)"
+    grep -m1 -A12 'panicked at' "$DIR/node.log" >&2 || true
     tail -n 40 "$DIR/node.log" >&2
     exit "$status"
 fi

@@ -74,10 +74,6 @@ impl Accepted {
 /// A conflicting concurrent writer makes us re-read and re-decide, a bounded number of times.
 const MAX_ATTEMPTS: usize = 5;
 
-/// The most commands one group commit takes: past a few hundred, a bigger transaction no
-/// longer raises throughput and only delays the commands at its front.
-const MAX_GROUP_COMMIT: usize = 512;
-
 /// Runs commands: load, check preconditions, decide, append; no HTTP in sight.
 #[derive(Debug, Clone)]
 pub struct CommandService {
@@ -87,10 +83,11 @@ pub struct CommandService {
 }
 
 impl CommandService {
-    /// `ownership` decides which region may register each id (the same on every node).
-    /// Starts the node's append queue, so it must be called within the Tokio runtime.
-    pub fn new(store: EventStore, ownership: Ownership) -> Self {
-        let appends = AppendQueue::start(store.clone(), MAX_GROUP_COMMIT);
+    /// `ownership` decides which region may register each id (the same on every node); at
+    /// most `group_commit_max` concurrent commands share a transaction. Starts the node's
+    /// append queue, so it must be called within the Tokio runtime.
+    pub fn new(store: EventStore, ownership: Ownership, group_commit_max: usize) -> Self {
+        let appends = AppendQueue::start(store.clone(), group_commit_max);
         Self {
             store,
             appends,

@@ -266,7 +266,8 @@ impl Rows {
     async fn insert(self, tx: &mut Transaction<'static, Postgres>) -> Result<(), sqlx::Error> {
         if !self.envelopes.is_empty() {
             self.insert_events(tx).await?;
-            apply_batch_to_catalogue(tx, &self.envelopes).await?;
+            let envelopes: Vec<&EventEnvelope> = self.envelopes.iter().collect();
+            apply_batch_to_catalogue(tx, &envelopes).await?;
             stream_heads::write_all(tx, &self.heads).await?;
         }
         if !self.keys.is_empty() {

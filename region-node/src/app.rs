@@ -79,7 +79,8 @@ impl Application {
             fingerprint = ownership.fingerprint(),
             "registry ownership (must be equal on every node)"
         );
-        let service = CommandService::new(store, ownership);
+        let service =
+            CommandService::new(store, ownership, settings.database.group_commit_max.get());
         let commands = CommandState {
             service: service.clone(),
             auth: Arc::new(auth),

@@ -60,6 +60,9 @@ read_statement_timeout_ms = 5000
 # `region-node migrate` first (a job, an init container): `serve` then refuses to start on a
 # database whose migrations are behind the binary's.
 migrate_on_start = true
+# Group commit: concurrent commands' appends share one transaction, at most this many each
+# (1 commits every command alone).
+group_commit_max = 512
 
 [kafka]
 brokers = "127.0.0.1:9092"
@@ -200,6 +203,7 @@ pub struct DatabaseSettings {
     #[serde(rename = "read_statement_timeout_ms", deserialize_with = "millis")]
     pub read_statement_timeout: Duration,
     pub migrate_on_start: bool,
+    pub group_commit_max: NonZeroUsize,
 }
 
 impl fmt::Debug for DatabaseSettings {
@@ -211,6 +215,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("read_max_connections", &self.read_max_connections)
             .field("read_statement_timeout", &self.read_statement_timeout)
             .field("migrate_on_start", &self.migrate_on_start)
+            .field("group_commit_max", &self.group_commit_max)
             .finish()
     }
 }

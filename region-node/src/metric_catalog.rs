@@ -32,6 +32,16 @@ fn describe_commands_and_relay() {
         "commands_rate_limited_total",
         "Commands refused with 429 by the per-caller rate limit."
     );
+    describe_histogram!(
+        "append_batch_commands",
+        Unit::Count,
+        "Commands committed per append transaction (group commit)."
+    );
+    describe_counter!(
+        "import_requests_total",
+        "POST /v1/imports requests accepted for processing (their lines count in commands_total)."
+    );
+    describe_counter!("export_requests_total", "GET /v1/exports requests started.");
     describe_gauge!(
         "outbox_pending_rows",
         "Outbox rows not yet published to Kafka: the relay's backlog."

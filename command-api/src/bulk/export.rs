@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use domain::{Lifecycle, OperationalStatus};
 use event_store::catalogue::{self, CatalogueRow, ModelFilter};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::{Postgres, Transaction};
 
@@ -39,7 +40,8 @@ pub(crate) async fn export(State(state): State<CommandState>, _principal: Princi
         }
     };
     metrics::counter!("export_requests_total").increment(1);
-    let pages = futures::stream::unfold(Some((snapshot, None)), next_page);
+    // Fused: the body may be polled once more after its end.
+    let pages = futures::stream::unfold(Some((snapshot, None)), next_page).fuse();
     let mut response = Response::new(Body::from_stream(pages));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use domain::RegionId;
+use futures::StreamExt;
 use futures::future::join_all;
 use tracing::{Instrument, info_span};
 use uuid::Uuid;
@@ -70,7 +71,8 @@ pub(crate) async fn import(
         next: 0,
     };
     metrics::counter!("import_requests_total").increment(1);
-    let results = futures::stream::unfold(job, |job| job.next_batch());
+    // Fused: the body may be polled once more after its end.
+    let results = futures::stream::unfold(job, |job| job.next_batch()).fuse();
     let mut response = Response::new(Body::from_stream(results));
     *response.status_mut() = StatusCode::OK;
     response

@@ -21,7 +21,7 @@ use super::apply::apply_to_catalogue;
 /// event, since its row takes changes from its home region only.
 pub async fn apply_batch_to_catalogue(
     conn: &mut PgConnection,
-    events: &[EventEnvelope],
+    events: &[&EventEnvelope],
 ) -> Result<(), sqlx::Error> {
     let plan = Plan::of(events);
     insert_registrations(conn, &plan.registrations).await?;
@@ -55,11 +55,11 @@ struct ModelChange<'a> {
 }
 
 impl<'a> Plan<'a> {
-    fn of(events: &'a [EventEnvelope]) -> Self {
+    fn of(events: &[&'a EventEnvelope]) -> Self {
         let mut plan = Plan::default();
         let mut mixed_origins = HashSet::new();
         let mut origins: HashMap<&str, &str> = HashMap::new();
-        for event in events {
+        for event in events.iter().copied() {
             if is_model_event(&event.event) {
                 let origin = origins
                     .entry(event.model_id.as_str())
@@ -71,7 +71,7 @@ impl<'a> Plan<'a> {
         }
 
         let mut changes: HashMap<&str, ModelChange<'a>> = HashMap::new();
-        let mut ordered: Vec<&EventEnvelope> = events.iter().collect();
+        let mut ordered: Vec<&EventEnvelope> = events.to_vec();
         // Stable: events of one stream stay in batch order when sequences tie (re-deliveries).
         ordered.sort_by_key(|event| event.sequence);
         let mut availability: HashMap<(&str, &str), &EventEnvelope> = HashMap::new();
@@ -109,6 +109,7 @@ impl<'a> Plan<'a> {
         }
         plan.one_by_one = events
             .iter()
+            .copied()
             .filter(|e| is_model_event(&e.event) && mixed_origins.contains(e.model_id.as_str()))
             .collect();
         plan.model_changes = changes.into_values().collect();

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# A fresh node on a long topic: time to ready (projector caught up), time until the catalogue
+# follower has logged every event, and resident memory against an empty node (issue #13).
+#
+#   scripts/bench-catch-up.sh [EVENTS=1000000]
+#   BASELINE_BIN=/path/to/older/region-node scripts/bench-catch-up.sh   # the same run with it too
+#
+# fill_events writes EVENTS synthetic events (valid model histories, ~13 events per model) to
+# the region "synth" topic of the in-memory test broker (3 partitions). A release node of region
+# synth on a fresh database then folds it (projector) and applies it to its catalogue and event
+# log (follower), both from offset 0. An empty node (its own empty topics) is measured first.
+set -euo pipefail
+
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$AIGO_ROOT"
+
+EVENTS=${1:-1000000}
+BROKERS=127.0.0.1:19092
+PORT=8096
+BASE=http://127.0.0.1:$PORT
+PREFIX="bench-catch-up-$(date +%s)"
+DIR=$(mktemp -d)
+RELEASE="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/release"
+DATABASE=
+
+scripts/services.sh up >/dev/null
+[[ -n "${BIN_PREBUILT:-}" ]] || cargo build --release -p region-node --bin region-node --example fill_events
+
+NODE_PID=
+stop_node() {
+    if [[ -n $NODE_PID ]]; then
+        kill -TERM "$NODE_PID" 2>/dev/null || true
+        wait "$NODE_PID" 2>/dev/null || true
+        NODE_PID=
+    fi
+    if [[ -n $DATABASE ]]; then
+        psql -h 127.0.0.1 -U postgres -qAtc "DROP DATABASE IF EXISTS $DATABASE WITH (FORCE)" >/dev/null 2>&1 || true
+        DATABASE=
+    fi
+}
+cleanup() {
+    stop_node
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+
+sql() { psql -h 127.0.0.1 -U postgres -d "$DATABASE" -qAtc "$1"; }
+
+# run_node BIN PREFIX: a node of region synth on a fresh database; prints seconds to ready,
+# seconds until event_log holds EXPECTED events, and resident memory then.
+run_node() {
+    local bin=$1 prefix=$2 expected=$3
+    DATABASE="aigo_catch_up_$(date +%s%N)"
+    cat >"$DIR/node.toml" <<TOML
+region = "synth"
+[http]
+listen = "127.0.0.1:$PORT"
+[database]
+url = "postgres://postgres@127.0.0.1:5432/$DATABASE"
+[kafka]
+brokers = "$BROKERS"
+topic_prefix = "$prefix"
+partitions = 3
+TOML
+    "$bin" --config "$DIR/node.toml" migrate >/dev/null 2>&1
+    local started
+    started=$(date +%s.%N)
+    RUST_LOG=warn "$bin" --config "$DIR/node.toml" serve 2>>"$DIR/node.log" &
+    NODE_PID=$!
+    until curl -fsS -o /dev/null "$BASE/readyz" 2>/dev/null; do
+        kill -0 "$NODE_PID" 2>/dev/null || die "the node exited (see $DIR/node.log)"
+        sleep 0.1
+    done
+    local ready
+    ready=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
+    until [[ $(sql 'SELECT count(*) FROM event_log' 2>/dev/null || echo 0) -ge $expected ]]; do
+        sleep 0.2
+    done
+    local logged
+    logged=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
+    sleep 2
+    local rss
+    rss=$(ps -o rss= -p "$NODE_PID" | tr -d ' ')
+    local models
+    models=$(sql 'SELECT count(*) FROM catalogue_models')
+    echo "ready after ${ready} s; event_log complete after ${logged} s; ${models} models; resident ${rss} KiB"
+    stop_node
+}
+
+log "empty node"
+run_node "$RELEASE/region-node" "$PREFIX-empty" 0
+
+log "filling $PREFIX.events.synth with $EVENTS events"
+"$RELEASE/examples/fill_events" --brokers "$BROKERS" --topic "$PREFIX.events.synth" \
+    --region synth --events "$EVENTS" >/dev/null
+
+log "this build on $EVENTS events"
+run_node "$RELEASE/region-node" "$PREFIX" "$EVENTS"
+if [[ -n "${BASELINE_BIN:-}" ]]; then
+    log "baseline ($BASELINE_BIN) on $EVENTS events"
+    run_node "$BASELINE_BIN" "$PREFIX" "$EVENTS"
+fi
