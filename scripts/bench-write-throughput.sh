@@ -89,7 +89,7 @@ for group in 512 1; do
     "$BENCH" load --target "http://127.0.0.1:$PORT" --token "$TOKEN" \
         --models "$MODELS" --concurrency "$CONCURRENCY"
     log "transactions: $(psql -tAq "postgres://postgres@127.0.0.1:5432/$DATABASE" \
-        -c 'SELECT count(*) || '' events in '' || count(DISTINCT xmin::text) || '' transactions'' FROM events')"
+        -c "SELECT count(*) || ' events in ' || count(DISTINCT xmin::text) || ' transactions' FROM events")"
     stop_node
 done
 
