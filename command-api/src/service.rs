@@ -8,7 +8,7 @@ use domain::{
 };
 use event_store::{
     AppendError, AppendQueue, AppendRequest, CommandMeta, EventStore, IdempotencyClaim, NewEvents,
-    StoredResponse, StreamState,
+    RecordedAnswer, StoredResponse, StreamState,
 };
 use uuid::Uuid;
 
@@ -109,6 +109,16 @@ impl CommandService {
         {
             return Ok(answer);
         }
+        self.execute_unrecorded(request).await
+    }
+
+    /// [`CommandService::execute`] for a request whose key the caller has just looked up and
+    /// found unused (an import checks a whole batch's keys in one query). Should a twin commit
+    /// the key meanwhile, the append refuses it and its recorded answer is returned as ever.
+    pub(crate) async fn execute_unrecorded(
+        &self,
+        request: CommandRequest,
+    ) -> Result<Accepted, CommandError> {
         let meta = CommandMeta {
             correlation_id: request.correlation_id,
             causation_id: None,
@@ -181,17 +191,13 @@ impl CommandService {
 
     /// The recorded answer for a retried key, or 422 if the key came with another request.
     async fn replay(&self, claim: &IdempotencyClaim) -> Result<Option<Accepted>, CommandError> {
-        match self
+        let recorded = self
             .store
             .recorded_answer(&claim.principal, &claim.key)
-            .await?
-        {
-            Some(recorded) if recorded.fingerprint == claim.fingerprint => {
-                Accepted::from_recorded(recorded.response).map(Some)
-            }
-            Some(_) => Err(CommandError::IdempotencyKeyReused),
-            None => Ok(None),
-        }
+            .await?;
+        recorded
+            .map(|recorded| answer_recorded(claim, recorded))
+            .transpose()
     }
 
     async fn decide(&self, request: &CommandRequest) -> Result<NewEvents, CommandError> {
@@ -276,6 +282,17 @@ impl CommandService {
             }
         })
     }
+}
+
+/// A key's recorded answer, if it was recorded for this very request; 422 if for another.
+pub(crate) fn answer_recorded(
+    claim: &IdempotencyClaim,
+    recorded: RecordedAnswer,
+) -> Result<Accepted, CommandError> {
+    if recorded.fingerprint != claim.fingerprint {
+        return Err(CommandError::IdempotencyKeyReused);
+    }
+    Accepted::from_recorded(recorded.response)
 }
 
 fn check_if_match(expected: Option<u64>, actual: u64) -> Result<(), CommandError> {

@@ -20,9 +20,10 @@ use super::outcome::ImportOutcome;
 use super::waves::waves;
 use crate::auth::Principal;
 use crate::body::accept_bytes;
+use crate::command_error::CommandError;
 use crate::problem::ApiError;
 use crate::routes::{BODY_LIMIT_BYTES, CommandState};
-use crate::service::CommandService;
+use crate::service::{CommandService, answer_recorded};
 
 /// One request's file: larger imports are sent as several requests (the CLI does).
 pub(crate) const IMPORT_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
@@ -196,12 +197,51 @@ impl Import {
             let Some(entries) = entries.get_mut(wave) else {
                 continue;
             };
+            // One query for the wave's keys instead of one per line: a line already applied
+            // (a re-sent file) is answered from its record without deciding anything again.
+            let keys: Vec<String> = entries
+                .iter()
+                .filter_map(|entry| match &entry.state {
+                    EntryState::Ready(parsed) => {
+                        parsed.request.idempotency.as_ref().map(|c| c.key.clone())
+                    }
+                    EntryState::Done(_) => None,
+                })
+                .collect();
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let recorded = match self
+                .service
+                .store()
+                .recorded_answers(&self.principal.name, &keys)
+                .await
+            {
+                Ok(recorded) => recorded,
+                Err(error) => {
+                    let error = ApiError::from(CommandError::from(error));
+                    for entry in entries.iter_mut() {
+                        if let EntryState::Ready(parsed) = &entry.state {
+                            count(parsed.operation, &error);
+                            entry.state = EntryState::Done(ImportOutcome::refused(
+                                entry.line,
+                                entry.key.clone(),
+                                &error,
+                            ));
+                        }
+                    }
+                    continue;
+                }
+            };
+            let recorded = &recorded;
             let runs = entries.iter_mut().map(|entry| async move {
                 let EntryState::Ready(parsed) = &entry.state else {
                     return;
                 };
                 let operation = parsed.operation;
-                let result = self.service.execute(parsed.request.clone()).await;
+                let claim = parsed.request.idempotency.as_ref();
+                let result = match claim.and_then(|c| recorded.get(&c.key).map(|r| (c, r))) {
+                    Some((claim, answer)) => answer_recorded(claim, answer.clone()),
+                    None => self.service.execute_unrecorded(parsed.request.clone()).await,
+                };
                 let outcome = match result {
                     Ok(accepted) => {
                         metrics::counter!("commands_total", "command" => operation, "outcome" => "accepted").increment(1);
