@@ -13,10 +13,11 @@ use super::apply::apply_to_catalogue;
 /// Folds `events` (in the order given) into the catalogue.
 ///
 /// Why this equals applying each event in turn: every row remembers the last stream sequence
-/// applied and takes only newer changes, and one model's events touch its row in sequence
-/// order. So the events of one model in a batch reduce to one change carrying, per column,
-/// the value of the last event that set it, guarded by the last sequence; the events of one
-/// availability stream reduce to the last. A model whose events come from more than one
+/// applied (its version) and takes only newer events, in sequence order. So the events of one
+/// model in a batch reduce to one change carrying, per column, the value and sequence of the
+/// last event that set it: the column changes if that sequence is newer than the row's version
+/// (then it is the last newer event that set it), and otherwise no newer event set it. The
+/// events of one availability stream reduce to the last. A model whose events come from more than one
 /// origin region in one batch (only an impostor region can cause that) is applied event by
 /// event, since its row takes changes from its home region only.
 pub async fn apply_batch_to_catalogue(
@@ -42,14 +43,17 @@ struct Plan<'a> {
     one_by_one: Vec<&'a EventEnvelope>,
 }
 
-/// The net change of one model's lifecycle, status and metadata events in a batch.
+/// The net change of one model's lifecycle, status and metadata events in a batch: per column,
+/// the value of the last event that set it and that event's sequence. A column is written only
+/// if that sequence is newer than the row's version: a batch may hold re-delivered events the
+/// row has already passed, and their values must not come back.
 struct ModelChange<'a> {
     model: &'a str,
     origin: &'a str,
-    lifecycle: Option<&'static str>,
-    status: Option<&'static str>,
-    name: Option<String>,
-    description: Option<String>,
+    lifecycle: Option<(&'static str, u64)>,
+    status: Option<(&'static str, u64)>,
+    name: Option<(String, u64)>,
+    description: Option<(String, u64)>,
     sequence: u64,
     at: DateTime<Utc>,
 }
@@ -103,7 +107,7 @@ impl<'a> Plan<'a> {
                     };
                     change.sequence = event.sequence;
                     change.at = event.occurred_at;
-                    change.take(other);
+                    change.take(other, event.sequence);
                 }
             }
         }
@@ -119,18 +123,26 @@ impl<'a> Plan<'a> {
 }
 
 impl ModelChange<'_> {
-    fn take(&mut self, event: &EventPayload) {
+    fn take(&mut self, event: &EventPayload, sequence: u64) {
         match event {
-            EventPayload::ModelActivated => self.lifecycle = Some(Lifecycle::Active.as_str()),
-            EventPayload::ModelDeactivated => self.lifecycle = Some(Lifecycle::Inactive.as_str()),
-            EventPayload::ModelRetired => self.lifecycle = Some(Lifecycle::Retired.as_str()),
-            EventPayload::ModelStatusChanged { status } => self.status = Some(status.as_str()),
+            EventPayload::ModelActivated => {
+                self.lifecycle = Some((Lifecycle::Active.as_str(), sequence));
+            }
+            EventPayload::ModelDeactivated => {
+                self.lifecycle = Some((Lifecycle::Inactive.as_str(), sequence));
+            }
+            EventPayload::ModelRetired => {
+                self.lifecycle = Some((Lifecycle::Retired.as_str(), sequence));
+            }
+            EventPayload::ModelStatusChanged { status } => {
+                self.status = Some((status.as_str(), sequence));
+            }
             EventPayload::ModelMetadataUpdated { name, description } => {
                 if let Some(name) = name {
-                    self.name = Some(json_text(name));
+                    self.name = Some((json_text(name), sequence));
                 }
                 if let Some(description) = description {
-                    self.description = Some(json_text(description));
+                    self.description = Some((json_text(description), sequence));
                 }
             }
             EventPayload::ModelRegistered { .. }
@@ -146,6 +158,11 @@ fn is_model_event(event: &EventPayload) -> bool {
         event,
         EventPayload::ModelServed { .. } | EventPayload::ModelWithdrawn { .. }
     )
+}
+
+/// The sequence of the event that set a column, 0 (older than any row) if none did.
+fn set_at(sequence: Option<u64>) -> i64 {
+    sequence.map_or(0, sequence_db)
 }
 
 fn sequence_db(sequence: u64) -> i64 {
@@ -222,31 +239,60 @@ async fn update_models(
     }
     let ids: Vec<&str> = changes.iter().map(|c| c.model).collect();
     let origins: Vec<&str> = changes.iter().map(|c| c.origin).collect();
-    let lifecycles: Vec<Option<&str>> = changes.iter().map(|c| c.lifecycle).collect();
-    let statuses: Vec<Option<&str>> = changes.iter().map(|c| c.status).collect();
-    let names: Vec<Option<&str>> = changes.iter().map(|c| c.name.as_deref()).collect();
-    let descriptions: Vec<Option<&str>> =
-        changes.iter().map(|c| c.description.as_deref()).collect();
+    let lifecycles: Vec<Option<&str>> = changes.iter().map(|c| c.lifecycle.map(|v| v.0)).collect();
+    let lifecycle_at: Vec<i64> = changes
+        .iter()
+        .map(|c| set_at(c.lifecycle.map(|v| v.1)))
+        .collect();
+    let statuses: Vec<Option<&str>> = changes.iter().map(|c| c.status.map(|v| v.0)).collect();
+    let status_at: Vec<i64> = changes
+        .iter()
+        .map(|c| set_at(c.status.map(|v| v.1)))
+        .collect();
+    let names: Vec<Option<&str>> = changes
+        .iter()
+        .map(|c| c.name.as_ref().map(|v| v.0.as_str()))
+        .collect();
+    let name_at: Vec<i64> = changes
+        .iter()
+        .map(|c| set_at(c.name.as_ref().map(|v| v.1)))
+        .collect();
+    let descriptions: Vec<Option<&str>> = changes
+        .iter()
+        .map(|c| c.description.as_ref().map(|v| v.0.as_str()))
+        .collect();
+    let description_at: Vec<i64> = changes
+        .iter()
+        .map(|c| set_at(c.description.as_ref().map(|v| v.1)))
+        .collect();
     let versions: Vec<i64> = changes.iter().map(|c| sequence_db(c.sequence)).collect();
     let times: Vec<DateTime<Utc>> = changes.iter().map(|c| c.at).collect();
+    // A column takes the batch's value only if the event that set it is newer than the row.
     sqlx::query(
         "UPDATE catalogue_models AS m
-            SET lifecycle = COALESCE(u.lifecycle, m.lifecycle),
-                status = COALESCE(u.status, m.status),
-                name = COALESCE(u.name::jsonb, m.name),
-                description = COALESCE(u.description::jsonb, m.description),
+            SET lifecycle = CASE WHEN u.lifecycle_at > m.version THEN u.lifecycle ELSE m.lifecycle END,
+                status = CASE WHEN u.status_at > m.version THEN u.status ELSE m.status END,
+                name = CASE WHEN u.name_at > m.version THEN u.name::jsonb ELSE m.name END,
+                description = CASE WHEN u.description_at > m.version
+                                   THEN u.description::jsonb ELSE m.description END,
                 version = u.version, updated_at = u.at
-           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                       $7::int8[], $8::timestamptz[])
-                AS u(id, origin, lifecycle, status, name, description, version, at)
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int8[],
+                       $7::text[], $8::int8[], $9::text[], $10::int8[], $11::int8[],
+                       $12::timestamptz[])
+                AS u(id, origin, lifecycle, lifecycle_at, status, status_at, name, name_at,
+                     description, description_at, version, at)
           WHERE m.model_id = u.id AND m.version < u.version AND m.home_region = u.origin",
     )
     .bind(&ids)
     .bind(&origins)
     .bind(&lifecycles)
+    .bind(&lifecycle_at)
     .bind(&statuses)
+    .bind(&status_at)
     .bind(&names)
+    .bind(&name_at)
     .bind(&descriptions)
+    .bind(&description_at)
     .bind(&versions)
     .bind(&times)
     .execute(conn)
