@@ -222,10 +222,12 @@ impl Projector {
     async fn load(&self, partition: i32) -> Result<Owned, ProjectorError> {
         let (fold, next_offset) = match self.load_checkpoint(partition).await? {
             Some((fold, next)) => (fold, next),
-            None => (
-                PartitionFold::new(ActorId::new(self.config.region.clone(), partition)),
-                0,
-            ),
+            None => {
+                let mut fold =
+                    PartitionFold::new(ActorId::new(self.config.region.clone(), partition));
+                fold.track_changes(false);
+                (fold, 0)
+            }
         };
         info!(partition, next_offset, "projector: partition loaded");
         let state = fold.state();
@@ -346,31 +348,44 @@ impl Projector {
             partitions = dirty.len(),
             events = self.uncommitted
         );
-        async {
+        let written = async {
             let mut tx = self.pool.begin().await?;
+            let mut written = Vec::with_capacity(dirty.len());
             for partition in &dirty {
                 let Some(owned) = self.owned.get(partition) else {
                     continue;
                 };
-                let snapshot = owned
+                let parts = owned
                     .fold
-                    .snapshot()
+                    .checkpoint_parts()
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                checkpoint::save(
+                metrics::counter!("projector_checkpoint_rows_total")
+                    .increment(parts.changed.len() as u64);
+                let saved = checkpoint::save(
                     &mut tx,
                     &self.config.region,
                     &self.config.events_topic,
                     *partition,
                     owned.next_offset,
-                    &snapshot,
+                    &parts,
                 )
                 .await?;
+                if saved {
+                    written.push(*partition);
+                } else {
+                    warn!(partition, "projector: a newer checkpoint of this partition exists (another owner); changes kept for the next commit");
+                }
             }
             tx.commit().await?;
-            Ok::<(), sqlx::Error>(())
+            Ok::<Vec<i32>, sqlx::Error>(written)
         }
         .instrument(span)
         .await?;
+        for partition in &written {
+            if let Some(owned) = self.owned.get_mut(partition) {
+                owned.fold.mark_checkpointed();
+            }
+        }
         metrics::histogram!("projector_commit_seconds").record(started.elapsed().as_secs_f64());
 
         let mut hint = TopicPartitionList::new();

@@ -51,6 +51,10 @@ pub enum CodecError {
     Invalid(#[from] InvalidState),
     #[error("inconsistent: {0}")]
     Inconsistent(&'static str),
+    #[error("facts row of stream {stream:?}: {reason}")]
+    FactsRow { stream: String, reason: String },
+    #[error("the checkpoint head knows {expected} streams but {found} facts rows were stored")]
+    FactsCount { expected: u64, found: u64 },
 }
 
 /// An event the fold must not skip and cannot apply: the caller has to stop and upgrade.

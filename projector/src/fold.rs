@@ -3,6 +3,7 @@
 use domain::{EventEnvelope, StreamId};
 
 use crate::actor::ActorId;
+use crate::checkpoint_parts::ChangedStreams;
 use crate::counters::Counters;
 use crate::error::FoldError;
 use crate::facts::PartitionFacts;
@@ -33,6 +34,9 @@ pub struct PartitionFold {
     pub(crate) stats: FoldStats,
     /// While [`PartitionFold::apply_recording`] runs: every counter change made.
     pub(crate) recording: Option<Vec<(MetricKey, i32)>>,
+    /// Once [`PartitionFold::track_changes`] is called: streams changed since the last
+    /// checkpoint.
+    pub(crate) changed: Option<ChangedStreams>,
 }
 
 impl PartitionFold {
@@ -45,6 +49,7 @@ impl PartitionFold {
             held: HeldEvents::default(),
             stats: FoldStats::default(),
             recording: None,
+            changed: None,
         }
     }
 
@@ -206,6 +211,9 @@ impl PartitionFold {
                                 self.facts.models.insert(model.clone(), next);
                             }
                         }
+                        if let Some(changed) = &mut self.changed {
+                            changed.models.insert(model.clone());
+                        }
                         self.apply_deltas(deltas);
                         FoldOutcome::Applied
                     }
@@ -226,6 +234,9 @@ impl PartitionFold {
                 match rules::availability(current, region, &envelope.event) {
                     Ok((mut next, deltas)) => {
                         next.sequence = envelope.sequence;
+                        if let Some(changed) = &mut self.changed {
+                            changed.availability.insert(key.clone());
+                        }
                         self.facts.availability.insert(key, next);
                         self.apply_deltas(deltas);
                         FoldOutcome::Applied

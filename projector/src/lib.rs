@@ -5,11 +5,13 @@
 //! - A CRDT actor is one partition of one region's events topic ([`ActorId`]).
 //! - [`PartitionFold`] folds that partition's events into per-stream facts and the actor's
 //!   [`Counters`] (PN-counters per [`MetricKey`], holding this actor's dots only), skipping
-//!   re-deliveries by stream sequence; [`PartitionFold::snapshot`] is its checkpoint.
+//!   re-deliveries by stream sequence; [`PartitionFold::checkpoint_parts`] is its checkpoint (a head and the
+//!   facts of the streams that changed), [`PartitionFold::snapshot`] the whole fold in one blob.
 //! - [`ActorState`] is what an actor publishes; its encoding is versioned and deterministic.
 //! - [`GlobalView`] merges any actor states received into [`CountSnapshot`]s.
 
 mod actor;
+mod checkpoint_parts;
 mod counters;
 mod counts;
 mod epoch;
@@ -31,6 +33,9 @@ pub mod trust;
 mod watermark;
 
 pub use actor::ActorId;
+pub use checkpoint_parts::{
+    CheckpointParts, FactsRow, FoldHead, checkpointed_state, is_whole_snapshot,
+};
 pub use counters::{Counters, MAX_DOT};
 pub use counts::{CountSnapshot, ProviderCounts, RegionCounts, Totals};
 pub use epoch::{EPOCH_MARK_KEY, EpochMark};

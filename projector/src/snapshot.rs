@@ -89,6 +89,7 @@ impl PartitionFold {
             held,
             stats: FoldStats::default(),
             recording: None,
+            changed: None,
         })
     }
 }

@@ -59,6 +59,29 @@ pub const FOLD_SNAPSHOT_V1: Format = Format {
     ..FOLD_SNAPSHOT
 };
 
+/// [`crate::FoldHead`]: a checkpoint's head, stored with the consumed offset; the facts of each
+/// stream are stored apart ([`MODEL_FACTS`], [`AVAILABILITY_FACTS`]), so a commit's cost follows
+/// what changed rather than the catalogue's size. Replaces [`FOLD_SNAPSHOT`] in checkpoints.
+pub const FOLD_HEAD: Format = Format {
+    name: "fold checkpoint head",
+    kind: 0xF4,
+    version: 1,
+};
+
+/// [`crate::ModelFacts`] of one lifecycle stream, a row of a checkpoint.
+pub const MODEL_FACTS: Format = Format {
+    name: "model facts",
+    kind: 0xF3,
+    version: 1,
+};
+
+/// [`crate::AvailabilityFacts`] of one availability stream, a row of a checkpoint.
+pub const AVAILABILITY_FACTS: Format = Format {
+    name: "availability facts",
+    kind: 0xF2,
+    version: 1,
+};
+
 fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<MAX_BODY_BYTES>()
 }

@@ -17,7 +17,7 @@ use anyhow::Context;
 use domain::RegionId;
 use kafka_client::KafkaClient;
 use projector::{ActorId, MetricKey, PartitionFold, Replay};
-use projector_runtime::checkpoint::{self, StoredCheckpoint};
+use projector_runtime::checkpoint::{self, CheckpointError, StoredFold};
 use sqlx::PgPool;
 
 use crate::config::Settings;
@@ -167,7 +167,7 @@ pub async fn run(
 ) -> anyhow::Result<AuditReport> {
     let region = settings.region.clone();
     let topic = settings.events_topic(&region);
-    let rows = checkpoint::stored(pool, &topic)
+    let rows = checkpoint::stored(pool, &region, &topic)
         .await
         .context("reading the projector checkpoints")?;
     let kafka = settings.kafka.client();
@@ -207,27 +207,29 @@ fn audit_topic(
     kafka: &KafkaClient,
     region: RegionId,
     topic: String,
-    rows: Vec<StoredCheckpoint>,
+    rows: Vec<StoredFold>,
     progress: bool,
 ) -> anyhow::Result<(ActorsAudit, Instant)> {
     let started = Instant::now();
     let mut differences = Vec::new();
     let mut live: BTreeMap<i32, (PartitionFold, i64)> = BTreeMap::new();
-    for StoredCheckpoint {
+    for StoredFold {
         partition,
         next_offset: next,
-        state,
+        fold,
     } in rows
     {
         let actor = ActorId::new(region.clone(), partition);
-        match PartitionFold::restore(&state) {
-            Ok(fold) if *fold.actor() == actor => {
+        match fold {
+            Ok(fold) => {
                 live.insert(partition, (fold, next));
             }
-            Ok(fold) => differences.push(Difference::Unreadable {
-                reason: format!("it holds the state of actor {}", fold.actor()),
-                actor,
-            }),
+            Err(CheckpointError::WrongActor { found, .. }) => {
+                differences.push(Difference::Unreadable {
+                    reason: format!("it holds the state of actor {found}"),
+                    actor,
+                });
+            }
             Err(error) => differences.push(Difference::Unreadable {
                 actor,
                 reason: error.to_string(),

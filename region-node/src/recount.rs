@@ -7,14 +7,14 @@
 //! consumer: when its actors stand at other offsets than the catalogue's and the numbers
 //! differ, the comparison is read again (for at most [`SETTLE`]) before anything is reported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use domain::{Lifecycle, OperationalStatus, ProviderId, RegionId};
 use event_store::catalogue::{self, ModelTally};
-use projector::{ActorId, ActorState, CountSnapshot, GlobalView, PartitionFold};
+use projector::{ActorId, ActorState, CountSnapshot, GlobalView};
 use projector_runtime::{checkpoint, known_states};
 use sqlx::{PgConnection, PgPool};
 
@@ -103,7 +103,7 @@ pub async fn run(settings: &Settings, pool: &PgPool) -> Result<CountsAudit, sqlx
     let mut readings = 0;
     loop {
         readings += 1;
-        let mut audit = read(pool, &topics, &own_topic).await?;
+        let mut audit = read(pool, &topics, &settings.region, &own_topic).await?;
         audit.readings = readings;
         if audit.agrees() || audit.lagging.is_empty() || Instant::now() >= deadline {
             return Ok(audit);
@@ -125,6 +125,7 @@ fn topics(settings: &Settings) -> BTreeMap<String, RegionId> {
 async fn read(
     pool: &PgPool,
     topics: &BTreeMap<String, RegionId>,
+    own_region: &RegionId,
     own_topic: &str,
 ) -> Result<CountsAudit, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -133,7 +134,7 @@ async fn read(
         .await?;
     let mut unreadable = Vec::new();
     let catalogue = recount(&mut tx, &mut unreadable).await?;
-    let (view, fold_next) = fold(&mut tx, own_topic, &mut unreadable).await?;
+    let (view, fold_next) = fold(&mut tx, own_region, own_topic, &mut unreadable).await?;
     let catalogue_next = catalogue_offsets(&mut tx, topics).await?;
     let at = Utc::now();
     let history = query_api::history::counts_at_points(&mut *tx, &[at], None)
@@ -228,11 +229,13 @@ async fn recount(
 /// region's checkpoints, which can be newer) and each actor's next offset.
 async fn fold(
     conn: &mut PgConnection,
+    own_region: &RegionId,
     own_topic: &str,
     unreadable: &mut Vec<String>,
 ) -> Result<(GlobalView, BTreeMap<ActorId, i64>), sqlx::Error> {
     let saved = known_states::saved(&mut *conn).await?;
-    let checkpoints = checkpoint::stored(&mut *conn, own_topic).await?;
+    let checkpoints =
+        checkpoint::actor_states(&mut *conn, own_region, own_topic, &HashMap::new()).await?;
     let mut states: Vec<ActorState> = Vec::new();
     for row in saved {
         match ActorState::decode(&row.state) {
@@ -244,8 +247,8 @@ async fn fold(
         }
     }
     for row in checkpoints {
-        match PartitionFold::restore(&row.state) {
-            Ok(fold) => states.push(fold.state()),
+        match row.state {
+            Ok(state) => states.push(state),
             // The actor comparison reports it, naming the actor.
             Err(_) => tracing::debug!(
                 partition = row.partition,

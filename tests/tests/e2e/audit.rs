@@ -9,7 +9,8 @@ use domain::{
     EventEnvelope, EventPayload, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId,
     StreamId,
 };
-use projector::{MetricKey, PartitionFold};
+use projector::MetricKey;
+use projector_runtime::checkpoint;
 use reqwest::Method;
 use serde_json::json;
 
@@ -183,34 +184,25 @@ async fn audit_passes_then_names_the_actor_and_counter_of_a_corrupted_checkpoint
     cluster.stop(EU).await;
     let topic = format!("{}.events.{EU}", cluster.topic_prefix);
     let pool = cluster.pool(EU).await;
-    let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT partition, next_offset, state FROM projector_checkpoints WHERE topic = $1 ORDER BY partition",
-    )
-    .bind(&topic)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    let (partition, next, state) = rows
+    let eu = RegionId::parse(EU).unwrap();
+    let stored = checkpoint::stored(&pool, &eu, &topic).await.unwrap();
+    let (partition, next, mut fold) = stored
         .into_iter()
-        .find(|(_, _, state)| {
-            PartitionFold::restore(state)
-                .unwrap()
-                .counters()
-                .value(&MetricKey::Total)
-                > 0
-        })
+        .map(|row| (row.partition, row.next_offset, row.fold.unwrap()))
+        .find(|(_, _, fold)| fold.counters().value(&MetricKey::Total) > 0)
         .expect("a checkpoint that counted models");
-    let mut fold = PartitionFold::restore(&state).unwrap();
     let before = fold.counters().value(&MetricKey::Total);
+    fold.track_changes(false);
     fold.apply(next, &ghost_registration(1_000_000));
     assert_eq!(fold.counters().value(&MetricKey::Total), before + 1);
-    sqlx::query("UPDATE projector_checkpoints SET state = $1 WHERE topic = $2 AND partition = $3")
-        .bind(fold.snapshot().unwrap())
-        .bind(&topic)
-        .bind(partition)
-        .execute(&pool)
+    let mut conn = pool.acquire().await.unwrap();
+    let parts = fold.checkpoint_parts().unwrap();
+    assert_eq!(parts.changed.len(), 1, "the ghost's facts row");
+    let saved = checkpoint::save(&mut conn, &eu, &topic, partition, next, &parts)
         .await
         .unwrap();
+    assert!(saved);
+    drop(conn);
     pool.close().await;
 
     let ran = region_node(config, &["audit", "--quiet"]).await;

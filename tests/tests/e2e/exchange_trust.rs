@@ -14,12 +14,12 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::Method;
 use serde_json::json;
-use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::support;
 use crate::support::cli::region_node;
 use crate::support::cluster::Cluster;
 use crate::support::counts::Counts;
+use crate::support::database::{drop_database, scratch_database};
 use crate::support::kafka::brokers;
 use crate::support::ownership::id_owned_by;
 use crate::support::{EU, US, wait_until};
@@ -316,48 +316,21 @@ async fn a_plausible_wrong_state_an_older_node_saved_is_undone_by_reset_states()
     converged(cluster, truth.total + 2).await;
 }
 
-/// A database of its own, migrated, dropped by [`drop_database`].
-async fn scratch_database() -> (String, PgPool) {
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("aigo_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let _ = admin.close().await;
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let pool = PgPool::connect(&format!("{base}/{name}")).await.unwrap();
-    migrations::MIGRATOR.run(&pool).await.unwrap();
-    (name, pool)
-}
-
-async fn drop_database(name: &str, pool: PgPool) {
-    pool.close().await;
-    let admin_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_checkpoint_of_another_actor_is_refused_when_loaded() {
     let (name, pool) = scratch_database().await;
     let eu = region(EU);
     let topic = "aigo.events.eu-west";
     // Partition 1's row holds partition 0's fold (a row copied by hand, say).
-    let snapshot = PartitionFold::new(ActorId::new(eu.clone(), 0))
-        .snapshot()
+    let parts = PartitionFold::new(ActorId::new(eu.clone(), 0))
+        .checkpoint_parts()
         .unwrap();
     for partition in [0, 1] {
         let mut conn = pool.acquire().await.unwrap();
-        checkpoint::save(&mut conn, &eu, topic, partition, 7, &snapshot)
+        let saved = checkpoint::save(&mut conn, &eu, topic, partition, 7, &parts)
             .await
             .unwrap();
+        assert!(saved);
     }
     let (fold, next) = checkpoint::load(&pool, &eu, topic, 0)
         .await

@@ -14,6 +14,7 @@ mod audit;
 mod bad_input;
 mod catalogue_batch;
 mod changes;
+mod checkpoint_store;
 mod clock;
 mod commands;
 mod convergence;

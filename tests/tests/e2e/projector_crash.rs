@@ -215,7 +215,7 @@ scopes = ["admin"]
     /// offset and state bytes), and the counts of the persisted states, of the replay and of
     /// the merged actor states all equal `expected`. Returns the replay's fold statistics.
     async fn verify(&self, records: &[Vec<Record>], expected: &CountSnapshot) -> Vec<FoldStats> {
-        let checkpoints = events::checkpoints(&self.pool, &self.topic).await;
+        let checkpoints = events::checkpoints(&self.pool, &self.region, &self.topic).await;
         let mut restored = Vec::new();
         let mut replayed = Vec::new();
         for (partition, records) in (0..PARTITIONS).zip(records) {

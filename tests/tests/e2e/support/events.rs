@@ -471,17 +471,23 @@ pub fn replay(region: &RegionId, partition: i32, records: &[Record]) -> Partitio
     fold
 }
 
-/// The committed checkpoints of `topic`: partition -> (next offset, state bytes).
-pub async fn checkpoints(pool: &PgPool, topic: &str) -> BTreeMap<i32, (i64, Vec<u8>)> {
-    let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT partition, next_offset, state FROM projector_checkpoints WHERE topic = $1",
-    )
-    .bind(topic)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(p, next, state)| (p, (next, state)))
+/// The committed checkpoints of region `region`'s `topic`, each read back whole (head and
+/// facts rows): partition -> (next offset, the fold's whole snapshot bytes).
+pub async fn checkpoints(
+    pool: &PgPool,
+    region: &RegionId,
+    topic: &str,
+) -> BTreeMap<i32, (i64, Vec<u8>)> {
+    projector_runtime::checkpoint::stored(pool, region, topic)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| {
+            let fold = row
+                .fold
+                .unwrap_or_else(|e| panic!("checkpoint of partition {}: {e}", row.partition));
+            (row.partition, (row.next_offset, fold.snapshot().unwrap()))
+        })
         .collect()
 }
 

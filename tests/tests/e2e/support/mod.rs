@@ -8,6 +8,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod counts;
+pub mod database;
 pub mod events;
 pub mod fault_proxy;
 pub mod kafka;
