@@ -15,7 +15,9 @@ use crate::text::LocalizedText;
 pub const CURRENT_SCHEMA_VERSION: u16 = 1;
 
 /// What happened. Events are facts: past tense, immutable, minimal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+///
+/// Decoded by hand (`payload_de.rs`), with the rules the attributes below state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EventPayload {
     ModelRegistered {
@@ -146,7 +148,10 @@ impl EventEnvelope {
 }
 
 mod stream_text {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::fmt;
+
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
 
     use crate::stream::StreamId;
 
@@ -154,9 +159,19 @@ mod stream_text {
         s.collect_str(stream)
     }
 
+    /// Parses the text where it lies: no copy of it is made first.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<StreamId, D::Error> {
-        let raw = String::deserialize(d)?;
-        StreamId::parse(&raw).map_err(D::Error::custom)
+        struct StreamText;
+        impl Visitor<'_> for StreamText {
+            type Value = StreamId;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a stream id")
+            }
+            fn visit_str<E: Error>(self, raw: &str) -> Result<StreamId, E> {
+                StreamId::parse(raw).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(StreamText)
     }
 }
 

@@ -13,6 +13,7 @@ mod lifecycle;
 mod model;
 mod ownership;
 mod partitioner;
+mod payload_de;
 mod schema;
 mod stream;
 mod text;

@@ -89,6 +89,11 @@ struct Projector {
 /// published at least this often.
 const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(10);
 
+/// While catching up, a checkpoint waits for this many times `commit_every` records...
+const CATCH_UP_COMMIT_FACTOR: usize = 100;
+/// ...or this long.
+const CATCH_UP_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Runs until `shutdown`, then commits what it folded.
 pub async fn run_projector(
     config: ProjectorConfig,
@@ -266,11 +271,26 @@ impl Projector {
             .saturating_sub(self.last_heartbeat.elapsed());
         match self.oldest_uncommitted {
             Some(since) => self
-                .config
-                .commit_interval
+                .commit_policy()
+                .1
                 .saturating_sub(since.elapsed())
                 .min(heartbeat),
             None => heartbeat,
+        }
+    }
+
+    /// How many records, or how long, a checkpoint may wait. While the node catches up (a
+    /// fresh node, or one that was down), commits are fewer and larger: a crash then folds
+    /// at most a second's records again, and the catch-up does not spend its time committing.
+    fn commit_policy(&self) -> (usize, Duration) {
+        let (every, interval) = (self.config.commit_every, self.config.commit_interval);
+        if self.projection.is_caught_up() {
+            (every, interval)
+        } else {
+            (
+                every.saturating_mul(CATCH_UP_COMMIT_FACTOR),
+                interval.max(CATCH_UP_COMMIT_INTERVAL),
+            )
         }
     }
 
@@ -313,10 +333,11 @@ impl Projector {
     }
 
     fn commit_due(&self) -> bool {
-        self.uncommitted >= self.config.commit_every
+        let (every, interval) = self.commit_policy();
+        self.uncommitted >= every
             || self
                 .oldest_uncommitted
-                .is_some_and(|since| since.elapsed() >= self.config.commit_interval)
+                .is_some_and(|since| since.elapsed() >= interval)
     }
 
     /// Commits until it works: the fold must not run ahead of what is durable for long.
