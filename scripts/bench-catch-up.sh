@@ -8,7 +8,8 @@
 # fill_events writes EVENTS synthetic events (valid model histories, ~13 events per model) to
 # the region "synth" topic of the in-memory test broker (3 partitions). A release node of region
 # synth on a fresh database then folds it (projector) and applies it to its catalogue and event
-# log (follower), both from offset 0. An empty node (its own empty topics) is measured first.
+# log (follower), both from offset 0. An empty node (its own empty topics) is measured first;
+# `region-node replay` of the topic (each binary twice, alternating) before the nodes.
 set -euo pipefail
 
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -94,6 +95,34 @@ run_node "$RELEASE/region-node" "$PREFIX-empty" 0
 log "filling $PREFIX.events.synth with $EVENTS events"
 "$RELEASE/examples/fill_events" --brokers "$BROKERS" --topic "$PREFIX.events.synth" \
     --region synth --events "$EVENTS" >/dev/null
+
+# replay_topic BIN: `region-node replay` of the filled topic (fold only, no database writes);
+# prints its seconds. Run before the nodes, it also warms the broker: the first reader of a
+# freshly filled topic was seen to be slowed (its follower took 2-4x as long, whichever binary).
+replay_topic() {
+    local bin=$1
+    DATABASE="aigo_catch_up_$(date +%s%N)"
+    psql -h 127.0.0.1 -U postgres -qAtc "CREATE DATABASE $DATABASE" >/dev/null
+    cat >"$DIR/replay.toml" <<TOML
+region = "synth"
+[database]
+url = "postgres://postgres@127.0.0.1:5432/$DATABASE"
+[kafka]
+brokers = "$BROKERS"
+topic_prefix = "$PREFIX"
+partitions = 3
+TOML
+    local started
+    started=$(date +%s.%N)
+    "$bin" --config "$DIR/replay.toml" replay --quiet >/dev/null 2>>"$DIR/replay.log" ||
+        die "replay failed (see $DIR/replay.log)"
+    python3 -c "print(round($(date +%s.%N) - $started, 2))"
+    stop_node
+}
+
+for run in 1 2; do
+    echo "replay, run $run: this build $(replay_topic "$RELEASE/region-node") s${BASELINE_BIN:+; baseline $(replay_topic "$BASELINE_BIN") s}"
+done
 
 log "this build on $EVENTS events"
 run_node "$RELEASE/region-node" "$PREFIX" "$EVENTS"

@@ -97,6 +97,9 @@ min_insync_replicas = 0
 providers = {}
 
 [projector]
+# A checkpoint (the fold's head and the facts rows of the streams that changed) is committed
+# after this many records or this long after the first uncommitted one. While the node catches
+# up (before it is ready), 100 times as many records or at least a second.
 commit_every = 1000
 commit_interval_ms = 50
 heartbeat_ms = 1000
