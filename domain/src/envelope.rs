@@ -88,6 +88,7 @@ pub struct EventEnvelope {
     pub position: u64,
     pub model_id: ModelId,
     pub origin_region: RegionId,
+    #[serde(deserialize_with = "timestamp::deserialize")]
     pub occurred_at: DateTime<Utc>,
     pub correlation_id: Uuid,
     pub causation_id: Option<Uuid>,
@@ -118,7 +119,9 @@ impl EventEnvelope {
         // Nearly every payload is of today's version: one parse. Anything else (an older or
         // newer version, or bytes that do not decode) takes the careful path below, which
         // gives exactly the answer it always gave.
-        if let Ok(envelope) = serde_json::from_slice::<Self>(bytes)
+        // UTF-8 is checked once for the whole payload, not string by string.
+        if let Ok(text) = std::str::from_utf8(bytes)
+            && let Ok(envelope) = serde_json::from_str::<Self>(text)
             && envelope.schema_version == CURRENT_SCHEMA_VERSION
         {
             return Ok(envelope);
@@ -144,6 +147,33 @@ impl EventEnvelope {
         let mut json: serde_json::Value = serde_json::from_slice(bytes)?;
         crate::upcast::to_current(schema_version, &mut json);
         Ok(serde_json::from_value(json)?)
+    }
+}
+
+mod timestamp {
+    use std::fmt;
+
+    use chrono::{DateTime, Utc};
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+
+    /// RFC 3339 (what our encoder writes) by chrono's dedicated parser; anything else by the
+    /// general one chrono's own decoder uses, so what was accepted still is.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        struct Timestamp;
+        impl Visitor<'_> for Timestamp {
+            type Value = DateTime<Utc>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 date and time")
+            }
+            fn visit_str<E: Error>(self, raw: &str) -> Result<DateTime<Utc>, E> {
+                match DateTime::parse_from_rfc3339(raw) {
+                    Ok(at) => Ok(at.with_timezone(&Utc)),
+                    Err(_) => raw.parse::<DateTime<Utc>>().map_err(E::custom),
+                }
+            }
+        }
+        d.deserialize_str(Timestamp)
     }
 }
 

@@ -18,23 +18,35 @@ macro_rules! slug {
             pub const MAX_LEN: usize = $max;
 
             pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+                Self::check(raw)?;
+                Ok(Self(raw.to_owned()))
+            }
+
+            fn check(raw: &str) -> Result<(), ValidationError> {
                 if raw.is_empty() {
                     return Err(ValidationError::new($field, "must not be empty"));
                 }
-                if raw.chars().count() > $max {
+                // Every allowed character is ASCII: counting bytes is counting characters.
+                let chars = if raw.is_ascii() { raw.len() } else { raw.chars().count() };
+                if chars > $max {
                     return Err(ValidationError::new(
                         $field,
                         format!("must be at most {} characters", $max),
                     ));
                 }
                 let allowed: fn(char) -> bool = $allowed;
-                if let Some(bad) = raw.chars().find(|c| !allowed(*c)) {
+                let bad = if raw.is_ascii() {
+                    raw.bytes().map(char::from).find(|c| !allowed(*c))
+                } else {
+                    raw.chars().find(|c| !allowed(*c))
+                };
+                if let Some(bad) = bad {
                     return Err(ValidationError::new(
                         $field,
                         format!("character {bad:?} is not allowed; use {}", $allowed_text),
                     ));
                 }
-                Ok(Self(raw.to_owned()))
+                Ok(())
             }
 
             pub fn as_str(&self) -> &str {
@@ -45,7 +57,8 @@ macro_rules! slug {
         impl TryFrom<String> for $name {
             type Error = ValidationError;
             fn try_from(raw: String) -> Result<Self, Self::Error> {
-                Self::parse(&raw)
+                Self::check(&raw)?;
+                Ok(Self(raw))
             }
         }
 
