@@ -1,12 +1,14 @@
 //! Folding one partition of a region's events topic into that actor's counters.
 
+use std::collections::btree_map::Entry;
+
 use domain::{EventEnvelope, StreamId};
 
 use crate::actor::ActorId;
 use crate::checkpoint_parts::ChangedStreams;
 use crate::counters::Counters;
 use crate::error::FoldError;
-use crate::facts::PartitionFacts;
+use crate::facts::{AvailabilityFacts, PartitionFacts};
 use crate::held::HeldEvents;
 use crate::metric::MetricKey;
 use crate::outcome::{FoldOutcome, FoldStats, SkipReason};
@@ -195,56 +197,68 @@ impl PartitionFold {
                 "the envelope's model differs from its stream's",
             ));
         }
-        match &envelope.stream {
+        // One map search per event: the slot found is checked, then updated in place.
+        let deltas = match &envelope.stream {
             StreamId::Model(model) => {
-                let current = self.facts.models.get(model);
-                let last = current.map_or(0, |f| f.sequence);
+                let slot = self.facts.models.get_mut(model);
+                let last = slot.as_ref().map_or(0, |f| f.sequence);
                 if let Some(outcome) = check_sequence(envelope.sequence, last) {
                     return outcome;
                 }
-                match rules::lifecycle(current, model, &envelope.origin_region, &envelope.event) {
-                    Ok((mut next, deltas)) => {
-                        next.sequence = envelope.sequence;
-                        match self.facts.models.get_mut(model) {
-                            Some(slot) => *slot = next,
-                            None => {
-                                self.facts.models.insert(model.clone(), next);
-                            }
-                        }
-                        if let Some(changed) = &mut self.changed {
-                            changed.models.insert(model.clone());
-                        }
-                        self.apply_deltas(deltas);
-                        FoldOutcome::Applied
+                let current = slot.as_deref();
+                let (mut next, deltas) = match rules::lifecycle(
+                    current,
+                    model,
+                    &envelope.origin_region,
+                    &envelope.event,
+                ) {
+                    Ok(applied) => applied,
+                    Err(reason) => return FoldOutcome::Skipped(reason),
+                };
+                next.sequence = envelope.sequence;
+                match slot {
+                    Some(slot) => *slot = next,
+                    None => {
+                        self.facts.models.insert(model.clone(), next);
                     }
-                    Err(reason) => FoldOutcome::Skipped(reason),
                 }
+                if let Some(changed) = &mut self.changed {
+                    changed.models.insert(model.clone());
+                }
+                deltas
             }
             StreamId::Availability { region, model } => {
-                let key = (region.clone(), model.clone());
-                let current = self
+                let entry = self
                     .facts
                     .availability
-                    .get(&key)
-                    .copied()
-                    .unwrap_or_default();
+                    .entry((region.clone(), model.clone()));
+                let current = match &entry {
+                    Entry::Occupied(slot) => *slot.get(),
+                    Entry::Vacant(_) => AvailabilityFacts::default(),
+                };
                 if let Some(outcome) = check_sequence(envelope.sequence, current.sequence) {
                     return outcome;
                 }
-                match rules::availability(current, region, &envelope.event) {
-                    Ok((mut next, deltas)) => {
-                        next.sequence = envelope.sequence;
-                        if let Some(changed) = &mut self.changed {
-                            changed.availability.insert(key.clone());
-                        }
-                        self.facts.availability.insert(key, next);
-                        self.apply_deltas(deltas);
-                        FoldOutcome::Applied
-                    }
-                    Err(reason) => FoldOutcome::Skipped(reason),
+                let (mut next, deltas) = match rules::availability(current, region, &envelope.event)
+                {
+                    Ok(applied) => applied,
+                    Err(reason) => return FoldOutcome::Skipped(reason),
+                };
+                next.sequence = envelope.sequence;
+                if let Some(changed) = &mut self.changed {
+                    changed.availability.insert(entry.key().clone());
                 }
+                match entry {
+                    Entry::Occupied(mut slot) => *slot.get_mut() = next,
+                    Entry::Vacant(slot) => {
+                        slot.insert(next);
+                    }
+                }
+                deltas
             }
-        }
+        };
+        self.apply_deltas(deltas);
+        FoldOutcome::Applied
     }
 
     fn apply_deltas(&mut self, deltas: Deltas) {
