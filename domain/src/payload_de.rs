@@ -98,13 +98,13 @@ impl Tag {
                     status,
                 }
             }
-            Tag::ModelActivated => {
+            Tag::ModelActivated | Tag::ModelDeactivated | Tag::ModelRetired => {
                 NoFields::deserialize(fields)?;
-                EventPayload::ModelActivated
-            }
-            Tag::ModelDeactivated => {
-                NoFields::deserialize(fields)?;
-                EventPayload::ModelDeactivated
+                match self {
+                    Tag::ModelActivated => EventPayload::ModelActivated,
+                    Tag::ModelDeactivated => EventPayload::ModelDeactivated,
+                    _ => EventPayload::ModelRetired,
+                }
             }
             Tag::ModelStatusChanged => {
                 let StatusChanged { status } = StatusChanged::deserialize(fields)?;
@@ -113,10 +113,6 @@ impl Tag {
             Tag::ModelMetadataUpdated => {
                 let MetadataUpdated { name, description } = MetadataUpdated::deserialize(fields)?;
                 EventPayload::ModelMetadataUpdated { name, description }
-            }
-            Tag::ModelRetired => {
-                NoFields::deserialize(fields)?;
-                EventPayload::ModelRetired
             }
             Tag::ModelServed => {
                 let Served { region } = Served::deserialize(fields)?;

@@ -13,7 +13,6 @@ use crate::error::CodecError;
 use crate::facts::{AvailabilityFacts, ModelFacts, PartitionFacts};
 use crate::fold::PartitionFold;
 use crate::held::HeldEvents;
-use crate::outcome::FoldStats;
 use crate::state::ActorState;
 use crate::state_codec::{self, AVAILABILITY_FACTS, FOLD_HEAD, FOLD_SNAPSHOT, MODEL_FACTS};
 use crate::watermark::Watermark;
@@ -207,16 +206,7 @@ impl PartitionFold {
                 found,
             });
         }
-        Ok(Self {
-            actor,
-            counters,
-            watermark,
-            facts,
-            held,
-            stats: FoldStats::default(),
-            recording: None,
-            changed: None,
-        })
+        Ok(Self::resumed(actor, counters, watermark, facts, held))
     }
 }
 

@@ -81,7 +81,18 @@ impl PartitionFold {
             other => other?,
         };
         counters.check_owned_by(&actor)?;
-        Ok(Self {
+        Ok(Self::resumed(actor, counters, watermark, facts, held))
+    }
+
+    /// A fold resumed from stored parts: stats from zero, nothing recorded or tracked.
+    pub(crate) fn resumed(
+        actor: ActorId,
+        counters: Counters,
+        watermark: Watermark,
+        facts: PartitionFacts,
+        held: HeldEvents,
+    ) -> Self {
+        Self {
             actor,
             counters,
             watermark,
@@ -90,6 +101,6 @@ impl PartitionFold {
             stats: FoldStats::default(),
             recording: None,
             changed: None,
-        })
+        }
     }
 }
