@@ -18,7 +18,11 @@ use tracing::warn;
 /// Settings of a group consumer. `session.timeout.ms` is short because a group's first join
 /// waits about half of it (Nisshi and Kafka alike), and `fetch.wait.max.ms` is low because it
 /// bounds end-to-end latency; both (and the metadata refresh) may be overridden in
-/// `[kafka.client]`. Offsets are never committed to Kafka: PostgreSQL holds them.
+/// `[kafka.client]`. The prefetch queue is 8 MiB instead of librdkafka's 64 MiB: a node catching
+/// up held up to that much per consumer (measured: 350-480 MiB resident after a catch-up of a
+/// million events, 245-256 MiB with 4 MiB; catch-up times stayed within the machine's noise).
+/// Offsets
+/// are never committed to Kafka: PostgreSQL holds them.
 pub fn group_config(kafka: &KafkaClient, group: &str) -> ClientConfig {
     let mut config = kafka.config(&[
         ("session.timeout.ms", "6000"),
@@ -26,6 +30,7 @@ pub fn group_config(kafka: &KafkaClient, group: &str) -> ClientConfig {
         ("fetch.wait.max.ms", "10"),
         ("topic.metadata.refresh.interval.ms", "2000"),
         ("statistics.interval.ms", "1000"),
+        ("queued.max.messages.kbytes", "8192"),
     ]);
     config
         .set("group.id", group)
