@@ -16,13 +16,14 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tracing::warn;
 
 /// Settings of a group consumer. `session.timeout.ms` is short because a group's first join
-/// waits about half of it (Nisshi and Kafka alike), and `fetch.wait.max.ms` is low because it
-/// bounds end-to-end latency; both (and the metadata refresh) may be overridden in
-/// `[kafka.client]`. The prefetch queue is 8 MiB instead of librdkafka's 64 MiB: a node catching
-/// up held up to that much per consumer (measured: 350-480 MiB resident after a catch-up of a
-/// million events, 245-256 MiB with 4 MiB; catch-up times stayed within the machine's noise).
-/// Offsets
-/// are never committed to Kafka: PostgreSQL holds them.
+/// waits about half of it (Nisshi and Kafka alike), and `fetch.wait.max.ms` is low because on
+/// Nisshi it bounds end-to-end latency (the node's `kafka.fetch_wait_ms` and
+/// `kafka.catalogue_fetch_wait_ms` set it per role, see docs/BROKER.md "Polling and idle
+/// CPU"); all of them (and the metadata refresh) may be overridden in `[kafka.client]`. The
+/// prefetch queue is 8 MiB instead of librdkafka's 64 MiB: a node catching up held up to that
+/// much per consumer (measured: 350-480 MiB resident after a catch-up of a million events,
+/// 245-256 MiB with 4 MiB; catch-up times stayed within the machine's noise). Offsets are
+/// never committed to Kafka: PostgreSQL holds them.
 pub fn group_config(kafka: &KafkaClient, group: &str) -> ClientConfig {
     let mut config = kafka.config(&[
         ("session.timeout.ms", "6000"),

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use kafka_client::KafkaClient;
+use kafka_client::{KafkaClient, QuietProducer};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 use tracing::{error, warn};
 
@@ -77,7 +77,8 @@ pub struct Undecodable {
     consumer: String,
     topic: String,
     /// Only with `dead-letter`.
-    producer: Option<FutureProducer>,
+    /// Only with `dead-letter`; a [`QuietProducer`], which costs nothing while idle.
+    producer: Option<QuietProducer>,
 }
 
 impl std::fmt::Debug for Undecodable {
@@ -100,15 +101,14 @@ impl Undecodable {
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let producer = match policy {
             UndecodablePolicy::Fail => None,
-            UndecodablePolicy::DeadLetter => Some(
-                kafka
-                    .config(&[(
-                        "message.timeout.ms",
-                        &DELIVERY_TIMEOUT.as_millis().to_string(),
-                    )])
-                    .set("acks", "all")
-                    .create()?,
-            ),
+            UndecodablePolicy::DeadLetter => {
+                let mut config = kafka.config(&[(
+                    "message.timeout.ms",
+                    &DELIVERY_TIMEOUT.as_millis().to_string(),
+                )]);
+                config.set("acks", "all");
+                Some(QuietProducer::create(&config)?)
+            }
         };
         Ok(Self {
             policy,
@@ -164,15 +164,24 @@ impl Undecodable {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        match producer.send(record, DELIVERY_TIMEOUT).await {
-            Ok(_) => {
+        // message.timeout.ms bounds the delivery; a dropped producer cancels it.
+        let delivered = match producer.send_result(record) {
+            Ok(delivery) => match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(error),
+                Err(_canceled) => Err(rdkafka::error::KafkaError::Canceled),
+            },
+            Err((error, _)) => Err(error),
+        };
+        match delivered {
+            Ok(()) => {
                 warn!(topic, partition, offset, reason, consumer = %self.consumer,
                       dead_letter_topic = %self.topic, "undecodable record dead-lettered and skipped");
                 metrics::counter!("dead_lettered_records_total", "consumer" => self.consumer.clone())
                     .increment(1);
                 Ok(())
             }
-            Err((error, _)) => Err(UndecodableError::NotCopied {
+            Err(error) => Err(UndecodableError::NotCopied {
                 topic: topic.to_owned(),
                 partition,
                 offset,

@@ -79,6 +79,16 @@ create_topics = true
 # min.insync.replicas set on them (0: the broker's default).
 replication_factor = -1
 min_insync_replicas = 0
+# How long a consumer's fetch may wait at the broker for new records (librdkafka
+# fetch.wait.max.ms), per role. Nisshi 0.7 answers a waiting fetch only at checkpoints (after
+# half the wait, three quarters, ...): a record can wait up to half of it, and an idle node
+# asks the broker more often the shorter it is (10 ms: the idle demo's broker uses a whole
+# core; see docs/BROKER.md, "Polling and idle CPU"). Kafka answers as soon as a record
+# arrives: there, 500 costs no latency. The projector and the state exchange carry every count
+# to the other regions:
+fetch_wait_ms = 50
+# The catalogue follower: the change feed (`change` events) and other regions' models.
+catalogue_fetch_wait_ms = 50
 
 # librdkafka properties applied to every Kafka client the node builds (producers, consumers,
 # admin), over the node's own tunings (session.timeout.ms, fetch.wait.max.ms, ...), e.g.
@@ -234,6 +244,12 @@ pub struct KafkaSettings {
     pub create_topics: bool,
     pub replication_factor: i32,
     pub min_insync_replicas: i32,
+    /// `fetch.wait.max.ms` of the projector's and the state exchange's consumers.
+    #[serde(rename = "fetch_wait_ms", deserialize_with = "millis")]
+    pub fetch_wait: Duration,
+    /// `fetch.wait.max.ms` of the catalogue follower's consumer.
+    #[serde(rename = "catalogue_fetch_wait_ms", deserialize_with = "millis")]
+    pub catalogue_fetch_wait: Duration,
     /// A variable (`sasl_password`) and a file key (`sasl.password`) name the same property;
     /// the variable's wins (it sorts after the dotted name).
     #[serde(default)]
@@ -244,6 +260,19 @@ impl KafkaSettings {
     /// The brokers and client properties every Kafka client of the node is built with.
     pub fn client(&self) -> KafkaClient {
         KafkaClient::new(self.brokers.clone()).with_properties(self.client.clone())
+    }
+
+    /// The clients of the projector and the state exchange: their fetches wait
+    /// `fetch_wait_ms`.
+    pub fn live_client(&self) -> KafkaClient {
+        self.client()
+            .with_tuning("fetch.wait.max.ms", self.fetch_wait.as_millis())
+    }
+
+    /// The catalogue follower's clients: their fetches wait `catalogue_fetch_wait_ms`.
+    pub fn catalogue_client(&self) -> KafkaClient {
+        self.client()
+            .with_tuning("fetch.wait.max.ms", self.catalogue_fetch_wait.as_millis())
     }
 
     /// Whether the node creates missing topics or only checks them.

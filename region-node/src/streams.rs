@@ -65,11 +65,11 @@ impl StreamsPlan {
         );
         let p = &settings.projector;
         Self {
-            kafka: kafka.clone(),
+            kafka,
             topics,
             provisioning: settings.kafka.provisioning(),
             projector: ProjectorConfig {
-                kafka: kafka.clone(),
+                kafka: settings.kafka.live_client(),
                 region: region.clone(),
                 events_topic: settings.events_topic(region),
                 group: settings.group("projector"),
@@ -80,7 +80,7 @@ impl StreamsPlan {
                 dead_letter_topic: settings.dead_letter_topic(),
             },
             follower: FollowerConfig {
-                kafka: kafka.clone(),
+                kafka: settings.kafka.catalogue_client(),
                 group: settings.group("catalogue"),
                 topics: region_topics,
                 batch_size: 500,
@@ -88,7 +88,7 @@ impl StreamsPlan {
                 dead_letter_topic: settings.dead_letter_topic(),
             },
             exchange: ExchangeConfig {
-                kafka,
+                kafka: settings.kafka.live_client(),
                 topic: settings.exchange_topic(),
                 // Never committed; unique per process so two processes never share assignments.
                 group: format!("{}.{}", settings.group("exchange"), std::process::id()),
