@@ -36,6 +36,7 @@ mod recreated_store;
 mod relay;
 mod relay_faults;
 mod secured;
+mod soak;
 mod stream_heads;
 mod stream_slots;
 mod topic_checks;

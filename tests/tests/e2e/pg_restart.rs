@@ -9,16 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use domain::{EventEnvelope, RegionId};
-use projector::{ActorId, CountSnapshot, FoldOutcome, PartitionFold};
+use domain::RegionId;
 use tokio::time::Instant;
 
 use crate::support::broker::{BrokerOptions, PrivateBroker};
 use crate::support::cli::region_node;
 use crate::support::cluster::{Cluster, ClusterOptions};
-use crate::support::counts::Counts;
-use crate::support::events::read_partitions;
 use crate::support::private_postgres::PrivatePostgres;
+use crate::support::topic_check::{TopicFold, counts_of};
 use crate::support::wait_until;
 use crate::support::workload::{Mix, Workload, check_converged, diff};
 
@@ -62,15 +60,6 @@ fn leadership_lines(cluster: &Cluster, name: &str, from: usize) -> Vec<String> {
         .filter(|l| l.contains("outbox relay: "))
         .map(|l| l.chars().take(200).collect())
         .collect()
-}
-
-/// The counts a replay's snapshot holds, in the shape the nodes answer.
-fn counts_of(snapshot: &CountSnapshot, regions: &[String]) -> Counts {
-    let mut counts = Counts::from_body(&serde_json::to_value(snapshot).unwrap()).unwrap();
-    for region in regions {
-        counts.available.entry(region.clone()).or_insert(0);
-    }
-    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,64 +181,29 @@ async fn postgres_restarted_under_load_one_relay_publishes_nothing_lost_or_doubl
     let topic = format!("{}.events.{REGION}", cluster.topic_prefix);
     let acknowledged = workload.acknowledged();
     let region = RegionId::parse(REGION).unwrap();
-    let (records, applied, duplicates, folds) =
-        wait_until("every acknowledged event is on the topic", || async {
-            let partitions = read_partitions(&broker.brokers(), &topic, PARTITIONS).await;
-            let mut applied: BTreeMap<(String, u64), usize> = BTreeMap::new();
-            let mut duplicates = 0_usize;
-            let mut records = 0_usize;
-            let mut folds = Vec::new();
-            for (partition, partition_records) in (0..PARTITIONS).zip(&partitions) {
-                let mut fold = PartitionFold::new(ActorId::new(region.clone(), partition));
-                for record in partition_records {
-                    records += 1;
-                    let envelope = EventEnvelope::decode(&record.payload).unwrap();
-                    let key = (envelope.stream.to_string(), envelope.sequence);
-                    match fold.apply(record.offset, &envelope) {
-                        FoldOutcome::Applied => *applied.entry(key).or_default() += 1,
-                        // Applied as soon as its predecessor comes (checked below: nothing
-                        // stays held).
-                        FoldOutcome::Held { .. } => *applied.entry(key).or_default() += 1,
-                        FoldOutcome::Duplicate { .. } => duplicates += 1,
-                        FoldOutcome::Skipped(reason) => {
-                            return Err(format!(
-                                "partition {partition} offset {}: {key:?} skipped: {reason}",
-                                record.offset
-                            ));
-                        }
-                    }
-                }
-                if !fold.held().is_empty() {
-                    return Err(format!(
-                        "partition {partition}: {} events wait for a predecessor",
-                        fold.held().len()
-                    ));
-                }
-                folds.push(fold);
-            }
-            let missing: Vec<_> = acknowledged
-                .iter()
-                .filter(|k| !applied.contains_key(*k))
-                .take(5)
-                .collect();
-            if missing.is_empty() {
-                Ok((records, applied, duplicates, folds))
-            } else {
-                Err(format!("not on the topic (first 5): {missing:?}"))
-            }
-        })
-        .await;
-    let doubled: Vec<_> = applied.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    let topic_fold = wait_until("every acknowledged event is on the topic", || async {
+        let topic_fold = TopicFold::read(&broker.brokers(), &topic, PARTITIONS, &region).await?;
+        let missing = topic_fold.missing(&acknowledged, 5);
+        if missing.is_empty() {
+            Ok(topic_fold)
+        } else {
+            Err(format!("not on the topic (first 5): {missing:?}"))
+        }
+    })
+    .await;
+    let doubled = topic_fold.doubled(5);
     assert!(doubled.is_empty(), "applied more than once: {doubled:?}");
-    let replay = counts_of(
-        &CountSnapshot::sum(folds.iter().map(PartitionFold::counters)),
-        &cluster.regions,
-    );
+    let replay = counts_of(&topic_fold.folds, &cluster.regions);
     assert_eq!(
         replay,
         expected,
         "the fold of the topic vs the recount: {}",
         diff(&replay, &expected)
+    );
+    let (records, applied, duplicates) = (
+        topic_fold.records,
+        &topic_fold.applied,
+        topic_fold.duplicates,
     );
     eprintln!(
         "topic: {records} records, {} events applied once each ({} acknowledged by commands, \

@@ -81,12 +81,22 @@ impl PrivateBroker {
     /// the broker's port B, and the broker advertises P, so every Kafka client given
     /// [`PrivateBroker::brokers`] talks to it through the proxy only.
     pub async fn start_behind_proxy() -> (Self, FaultProxy) {
+        Self::behind_proxy(true).await
+    }
+
+    /// As [`PrivateBroker::start_behind_proxy`], stored in sqlite: it keeps what it
+    /// acknowledged across [`PrivateBroker::kill`] and [`PrivateBroker::restart`].
+    pub async fn start_durable_behind_proxy() -> (Self, FaultProxy) {
+        Self::behind_proxy(false).await
+    }
+
+    async fn behind_proxy(in_memory: bool) -> (Self, FaultProxy) {
         let listener = free_loopback_addr();
         let proxy = FaultProxy::start(listener)
             .await
             .expect("starting the fault proxy");
         let options = BrokerOptions {
-            in_memory: true,
+            in_memory,
             advertised: Some(proxy.addr()),
         };
         let broker = Self::start_with(listener, options).await;
@@ -142,6 +152,23 @@ impl PrivateBroker {
             child.kill().unwrap();
             child.wait().unwrap();
         }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`): a broker that hangs, then comes back with
+    /// everything it had (an in-memory broker cannot be killed without losing its data).
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("the broker is running").id();
+        let signal = if frozen { "STOP" } else { "CONT" };
+        let sent = Command::new("kill")
+            .args(["-s", signal, "--", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -s {signal} {pid}: {sent}");
+    }
+
+    /// Whether its data survives [`PrivateBroker::kill`].
+    pub fn durable(&self) -> bool {
+        !self.in_memory()
     }
 
     /// Starts the process again on the same port and storage, and waits until it listens.

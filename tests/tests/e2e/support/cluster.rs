@@ -21,7 +21,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::kafka::{brokers, unique_topic};
 use super::process::{NodeProcess, TURN};
-use super::{Answer, wait_until};
+use super::{Answer, wait_until, wait_until_within};
 
 /// How long any eventual condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -53,6 +53,13 @@ pub struct ClusterOptions {
     pub database_url: Option<String>,
     /// The nodes' topic prefix instead of a fresh one (a test that prepares topics first).
     pub topic_prefix: Option<String>,
+    /// Per region, the server address its processes reach their database through (e.g. a
+    /// fault proxy of that region in front of `database_url`'s server); databases are still
+    /// created through `database_url`.
+    pub region_database_urls: BTreeMap<String, String>,
+    /// How long [`Cluster::command`] retries a write before failing (default [`DEADLINE`]): a
+    /// soak waits out outages longer than that.
+    pub patience: Option<Duration>,
 }
 
 /// One region node: its process (if running), port, database and files.
@@ -208,7 +215,13 @@ impl Cluster {
                 region: region.clone(),
                 port,
                 base: format!("http://127.0.0.1:{port}"),
-                database_url: with_database(&admin_url, &database),
+                database_url: with_database(
+                    options
+                        .region_database_urls
+                        .get(region)
+                        .unwrap_or(&admin_url),
+                    &database,
+                ),
                 database,
                 process: NodeProcess::new(
                     region,
@@ -317,7 +330,11 @@ impl Cluster {
             }
             match self.client.get(url).send().await {
                 Ok(r) if r.status() == StatusCode::OK => Ok(()),
-                Ok(r) => Err(format!("readyz answered {}", r.status())),
+                Ok(r) => Err(format!(
+                    "readyz answered {}: {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )),
                 Err(e) => Err(format!("readyz: {e}")),
             }
         })
@@ -355,6 +372,11 @@ impl Cluster {
         node.process.kill_now();
     }
 
+    /// The binary the process runs from its next start on (a rolling deploy).
+    pub fn set_binary(&self, name: &str, binary: PathBuf) {
+        self.node(name).process.set_binary(binary);
+    }
+
     /// Starts a stopped or killed node again, same port, database and configuration.
     pub async fn restart(&self, region: &str) {
         self.node(region).process.spawn();
@@ -380,22 +402,47 @@ impl Cluster {
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("{region} {path}: {e}"))?;
+        Self::answer(request, &format!("{region} {path}")).await
+    }
+
+    /// Sends `request`; its answer, or `Err` naming `what` if none came.
+    async fn answer(request: reqwest::RequestBuilder, what: &str) -> Result<Answer, String> {
+        let response = request.send().await.map_err(|e| format!("{what}: {e}"))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| format!("{region} {path}: {e}"))?;
+        let text = response.text().await.map_err(|e| format!("{what}: {e}"))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer {
             status,
             headers,
             body,
         })
+    }
+
+    /// A conditional write: `If-Match: "<version>"` and an idempotency key, as admin; `Err`
+    /// if no answer came.
+    pub async fn send_if_match(
+        &self,
+        name: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: &str,
+        version: i64,
+    ) -> Result<Answer, String> {
+        let url = format!("{}{path}", self.node(name).base);
+        let mut request = self
+            .client
+            .request(method, url)
+            .bearer_auth(ADMIN_TOKEN)
+            .header("idempotency-key", idempotency_key)
+            .header("if-match", format!("\"{version}\""));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        Self::answer(request, &format!("{name} {path}")).await
     }
 
     /// A write that must succeed: retried with the same idempotency key while the node is not
@@ -413,7 +460,8 @@ impl Cluster {
         let method = &method;
         let body = body.as_ref();
         let key = key.as_str();
-        wait_until(&what, || async move {
+        let patience = self.options.patience.unwrap_or(DEADLINE);
+        wait_until_within(&what, patience, || async move {
             match self
                 .send(region, method.clone(), path, body, Some(key))
                 .await

@@ -8,7 +8,7 @@ use serde_json::Value;
 pub const STATUSES: [&str; 3] = ["operational", "degraded", "outage"];
 
 /// Totals, statuses, providers and each region's availability.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub total: i64,
     pub active: i64,
@@ -66,5 +66,24 @@ impl Counts {
             by_provider,
             available,
         })
+    }
+
+    /// Adds `other`'s models to these (availability included).
+    pub fn add(&mut self, other: &Self) {
+        self.total += other.total;
+        self.active += other.active;
+        self.inactive += other.inactive;
+        self.retired += other.retired;
+        for (status, n) in &other.by_status {
+            *self.by_status.entry(status.clone()).or_default() += n;
+        }
+        for (provider, (total, active)) in &other.by_provider {
+            let entry = self.by_provider.entry(provider.clone()).or_default();
+            entry.0 += total;
+            entry.1 += active;
+        }
+        for (region, n) in &other.available {
+            *self.available.entry(region.clone()).or_default() += n;
+        }
     }
 }

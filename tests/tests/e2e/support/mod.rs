@@ -18,8 +18,11 @@ pub mod ownership;
 pub mod private_postgres;
 pub mod process;
 pub mod read_only;
+pub mod soak_clients;
+pub mod soak_faults;
 pub mod sse;
 pub mod tls_proxy;
+pub mod topic_check;
 pub mod workload;
 
 use std::future::Future;
@@ -40,13 +43,22 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `check` until it answers `Ok`, failing the test after [`DEADLINE`] with `what` and the
 /// last reason `check` gave. No timed assertions: the deadline only bounds a hang.
-pub async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn wait_until<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    wait_until_within(what, DEADLINE, check).await
+}
+
+/// [`wait_until`] with its own bound (a soak waits out outages longer than [`DEADLINE`]).
+pub async fn wait_until_within<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
     let started = Instant::now();
-    let deadline = started + DEADLINE;
+    let deadline = started + within;
     let mut attempts = 0_u32;
     loop {
         attempts += 1;
@@ -60,7 +72,7 @@ where
             Err(reason) => {
                 assert!(
                     Instant::now() < deadline,
-                    "timed out after {DEADLINE:?} waiting for: {what}\nlast answer: {reason}"
+                    "timed out after {within:?} waiting for: {what}\nlast answer: {reason}"
                 );
             }
         }

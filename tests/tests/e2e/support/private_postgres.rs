@@ -127,6 +127,51 @@ impl PrivatePostgres {
         );
     }
 
+    /// SIGKILL to the postmaster and every backend at once (a machine losing the server, not a
+    /// shutdown of any kind); returns once none of them is left, so the server can start again
+    /// (with crash recovery).
+    pub async fn kill_server(&self) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .expect("postmaster.pid of a running server");
+        let postmaster = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+            .expect("the postmaster's pid on postmaster.pid's first line");
+        // Its children first found, then everything killed: orphaned backends would otherwise
+        // be out of reach of `pgrep -P` and keep the shared memory the restart needs.
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster.to_string()])
+            .output()
+            .expect("running pgrep");
+        let mut pids = vec![postmaster];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse::<u32>().ok()),
+        );
+        for pid in &pids {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &pid.to_string()])
+                .status();
+        }
+        super::wait_until("every process of the killed PostgreSQL is gone", || {
+            let alive: Vec<u32> = pids
+                .iter()
+                .copied()
+                .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+                .collect();
+            async move {
+                if alive.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("still alive: {alive:?}"))
+                }
+            }
+        })
+        .await;
+    }
+
     /// Starts the (stopped) server and waits until it accepts connections.
     pub async fn start_server(&self) {
         let options = format!(

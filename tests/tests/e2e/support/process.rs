@@ -33,6 +33,8 @@ pub struct NodeProcess {
     env: Vec<(String, String)>,
     child: Mutex<Option<Child>>,
     starts: Mutex<usize>,
+    /// Instead of [`binary`] (a rolling deploy to another build).
+    binary: Mutex<Option<PathBuf>>,
 }
 
 impl NodeProcess {
@@ -46,6 +48,7 @@ impl NodeProcess {
             env,
             child: Mutex::new(None),
             starts: Mutex::new(0),
+            binary: Mutex::new(None),
         }
     }
 
@@ -71,6 +74,11 @@ impl NodeProcess {
         self.env = env;
     }
 
+    /// The binary of the next start.
+    pub fn set_binary(&self, binary: PathBuf) {
+        *self.binary.lock().expect("binary lock") = Some(binary);
+    }
+
     /// Starts the process; panics if one is running.
     pub fn spawn(&self) {
         let mut child = self.child.lock().expect("child lock");
@@ -83,7 +91,14 @@ impl NodeProcess {
             .open(&self.log)
             .expect("node log file");
         let _ = writeln!(log, "===== {} start {} =====", self.name, *starts);
-        let mut command = Command::new(binary());
+        let program = self
+            .binary
+            .lock()
+            .expect("binary lock")
+            .clone()
+            .unwrap_or_else(|| binary().to_path_buf());
+        let _ = writeln!(log, "binary: {}", program.display());
+        let mut command = Command::new(program);
         command
             .arg("--config")
             .arg(&self.config)

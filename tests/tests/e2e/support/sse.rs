@@ -34,22 +34,32 @@ pub enum Opened {
 
 impl SseClient {
     pub async fn open(url: &str, last_event_id: Option<u64>) -> Opened {
+        Self::try_open(url, last_event_id)
+            .await
+            .expect("opening the stream")
+    }
+
+    /// As [`SseClient::open`]; `Err` if no answer came (the node is down).
+    pub async fn try_open(url: &str, last_event_id: Option<u64>) -> reqwest::Result<Opened> {
         let mut request = reqwest::Client::new()
             .get(url)
             .header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }
-        let response = request.send().await.expect("opening the stream");
+        let response = request.send().await?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
-            return Opened::Refused(status, serde_json::from_str(&text).unwrap_or(Value::Null));
+            return Ok(Opened::Refused(
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::Null),
+            ));
         }
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Opened::Stream(Self {
+        Ok(Opened::Stream(Self {
             events: response.bytes_stream().boxed().eventsource(),
-        })
+        }))
     }
 
     pub async fn connect(url: &str, last_event_id: Option<u64>) -> Self {
