@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::support::broker::{BrokerOptions, PrivateBroker};
 use crate::support::cli::region_node;
-use crate::support::cluster::{Cluster, ClusterOptions};
+use crate::support::cluster::{Cluster, ClusterOptions, unlimited_commands};
 use crate::support::private_postgres::PrivatePostgres;
 use crate::support::topic_check::{TopicFold, counts_of};
 use crate::support::wait_until;
@@ -79,13 +79,7 @@ async fn postgres_restarted_under_load_one_relay_publishes_nothing_lost_or_doubl
         },
     )
     .await;
-    let env = [
-        ("AIGO_HTTP__COMMANDS_PER_SECOND", "1000000"),
-        ("AIGO_HTTP__COMMAND_BURST", "1000000"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    let env = unlimited_commands();
     let mut cluster = Cluster::start_with(
         &[REGION],
         ClusterOptions {

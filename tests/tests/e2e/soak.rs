@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::support::broker::PrivateBroker;
 use crate::support::cli::region_node;
-use crate::support::cluster::{Cluster, ClusterOptions};
+use crate::support::cluster::{Cluster, ClusterOptions, unlimited_commands};
 use crate::support::counts::Counts;
 use crate::support::fault_proxy::FaultProxy;
 use crate::support::private_postgres::PrivatePostgres;
@@ -170,13 +170,7 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
         },
         broker.listener()
     );
-    let env = [
-        ("AIGO_HTTP__COMMANDS_PER_SECOND", "1000000"),
-        ("AIGO_HTTP__COMMAND_BURST", "1000000"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    let env = unlimited_commands();
     let mut cluster = Cluster::start_with(
         &REGIONS,
         ClusterOptions {

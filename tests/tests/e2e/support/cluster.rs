@@ -38,6 +38,18 @@ pub const READ_WAIT_MS: u64 = 5000;
 /// Live streams a node serves at once.
 pub const MAX_STREAMS: usize = 8;
 
+/// Node settings that lift the per-token command rate limit: a load test's many commands come
+/// from one token.
+pub fn unlimited_commands() -> Vec<(String, String)> {
+    [
+        ("AIGO_HTTP__COMMANDS_PER_SECOND", "1000000"),
+        ("AIGO_HTTP__COMMAND_BURST", "1000000"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
 /// What a test may change about the nodes of a cluster it starts.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {

@@ -268,40 +268,27 @@ impl Contention {
                     Some(json!({"name": {"en": format!("{id} v{}", rng.random::<u32>())}})),
                 ),
             };
-            let key = uuid::Uuid::new_v4().simple().to_string();
+            let request = Conditional {
+                process,
+                method,
+                path,
+                body,
+                key: uuid::Uuid::new_v4().simple().to_string(),
+                version,
+            };
             let repeat = rng.random_bool(0.3);
-            let first = self
-                .write(
-                    cluster,
-                    &process,
-                    &method,
-                    &path,
-                    body.as_ref(),
-                    &key,
-                    version,
-                )
-                .await;
+            let first = self.write(cluster, &request).await;
             if repeat && let Some(first) = first {
                 // The same request again, with the same key: the first answer, whatever
                 // happened in between (other contenders moved the version on).
-                let again = self
-                    .write(
-                        cluster,
-                        &process,
-                        &method,
-                        &path,
-                        body.as_ref(),
-                        &key,
-                        version,
-                    )
-                    .await;
+                let again = self.write(cluster, &request).await;
                 if let Some(again) = again {
                     if events_of(&first) == events_of(&again) {
                         *self.repeats_matched.lock().unwrap() += 1;
                     } else {
                         self.violations.lock().unwrap().push(format!(
-                            "{process} {method} {path} key {key}: repeated with another answer: \
-                             {first} then {again}"
+                            "{} {} {} key {}: repeated with another answer: {first} then {again}",
+                            request.process, request.method, request.path, request.key
                         ));
                     }
                 }
@@ -312,19 +299,17 @@ impl Contention {
     /// Sends one conditional write; the answer's body if it was applied. Refusals a contended
     /// write may get (409 wrong state, 412 another version, 503 an outage, 429) are counted;
     /// any other answer is a violation.
-    #[expect(clippy::too_many_arguments, reason = "one request's parts")]
-    async fn write(
-        &self,
-        cluster: &Cluster,
-        process: &str,
-        method: &Method,
-        path: &str,
-        body: Option<&Value>,
-        key: &str,
-        version: i64,
-    ) -> Option<Value> {
+    async fn write(&self, cluster: &Cluster, request: &Conditional) -> Option<Value> {
+        let Conditional {
+            process,
+            method,
+            path,
+            body,
+            key,
+            version,
+        } = request;
         let answer = cluster
-            .send_if_match(process, method.clone(), path, body, key, version)
+            .send_if_match(process, method.clone(), path, body.as_ref(), key, *version)
             .await;
         let Ok(answer) = answer else {
             *self.by_status.lock().unwrap().entry(0).or_default() += 1;
@@ -354,6 +339,17 @@ impl Contention {
         }
         None
     }
+}
+
+/// One contender's request: sent once, or twice with the same key.
+#[derive(Debug)]
+struct Conditional {
+    process: String,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    key: String,
+    version: i64,
 }
 
 /// `(stream, sequence)` of each event of a command's answer.
