@@ -14,11 +14,12 @@ BENCH_BIN="${CARGO_TARGET_DIR:-$AIGO_ROOT/target}/release/aigo-bench"
 PIDS=()
 
 bench_cluster_down() {
-    local pid entry
+    local pid entry region
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     for entry in "${REGIONS[@]}"; do
-        psql -h 127.0.0.1 -U postgres -qAtc "DROP DATABASE IF EXISTS ${PREFIX//-/_}_${entry%%:*//-/_} WITH (FORCE)" >/dev/null 2>&1 || true
+        region=${entry%%:*}
+        psql -h 127.0.0.1 -U postgres -qAtc "DROP DATABASE IF EXISTS ${PREFIX//-/_}_${region//-/_} WITH (FORCE)" >/dev/null 2>&1 || true
     done
 }
 

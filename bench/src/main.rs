@@ -1,4 +1,5 @@
-//! The `aigo-bench` binary: load, latency and history-read measurements against running nodes.
+//! The `aigo-bench` binary: load, latency and history-read measurements against running nodes,
+//! and the replaced platform's SQL counts as a baseline server.
 
 use clap::{Parser, Subcommand};
 
@@ -74,6 +75,42 @@ enum Command {
         at_runs: usize,
         #[arg(long, default_value_t = 30)]
         series_runs: usize,
+    },
+    /// GET one URL from CONNECTIONS keep-alive connections for DURATION seconds (after WARMUP
+    /// seconds not counted): requests/s and latency percentiles, like wrk. Prints a summary
+    /// line, then the same figures as JSON.
+    ReadLoad {
+        /// The URL, e.g. a node's `/v1/counts` or `sql-counts-server`'s.
+        #[arg(long, default_value = "http://127.0.0.1:8081/v1/counts")]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Seconds before a request counts as failed.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Create (or re-create) the replaced platform's `models` table with MODELS rows, indexed
+    /// on `is_active` and `provider`, in DATABASE_URL. Prints JSON (timings, size, query plan).
+    SqlCountsFill {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        models: u64,
+    },
+    /// Answer `GET /v1/counts` by counting the `models` table with SQL on every request, the
+    /// way the replaced platform did. Runs until SIGTERM or Ctrl-C.
+    SqlCountsServer {
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value = "127.0.0.1:8097")]
+        listen: std::net::SocketAddr,
+        /// Database connections (requests beyond wait for one).
+        #[arg(long, default_value_t = 10)]
+        pool: u32,
     },
 }
 
@@ -152,6 +189,37 @@ async fn main() -> anyhow::Result<()> {
             let report = bench::history::run(&plan).await?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::ReadLoad {
+            url,
+            connections,
+            duration,
+            warmup,
+            timeout,
+        } => {
+            let plan = bench::read_load::ReadPlan {
+                url,
+                connections,
+                warmup: std::time::Duration::from_secs(warmup),
+                duration: std::time::Duration::from_secs(duration),
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            let report = bench::read_load::run(&plan).await?;
+            println!("{}", report.summary());
+            println!("{}", serde_json::to_string(&report)?);
+            anyhow::ensure!(report.requests > 0, "no request completed");
+        }
+        Command::SqlCountsFill {
+            database_url,
+            models,
+        } => {
+            let report = bench::sql_counts::fill(&database_url, models).await?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::SqlCountsServer {
+            database_url,
+            listen,
+            pool,
+        } => bench::sql_counts::serve(&database_url, listen, pool).await?,
     }
     Ok(())
 }

@@ -1,10 +1,18 @@
 //! Fills a region's events topic with a synthetic but valid event history, for benchmarks:
 //! `region-node replay` throughput and history-query latency (see scripts/bench-replay.sh).
 //!
-//! Each model gets a realistic stream: registered, served, activated, status flaps, a rename,
-//! a deactivation and re-activation, a withdrawal and a new serve; every fifth model is then
-//! withdrawn and retired. Event times spread evenly over `--span-days` ending now. Before
-//! producing, the same payloads are folded in memory (decode + fold, no Kafka): the baseline.
+//! `--shape histories` (the default): each model gets a realistic stream: registered, served,
+//! activated, status flaps, a rename, a deactivation and re-activation, a withdrawal and a new
+//! serve; every fifth model is then withdrawn and retired, until `--events` events are written.
+//!
+//! `--shape catalogue --models N`: N models, each one registration (provider and status as
+//! [`catalogue_provider`] and [`catalogue_status`] say) and, for four models in five (those
+//! whose index is not a multiple of 5), an activation: a catalogue as the replaced platform's
+//! `models` table held it (`aigo-bench sql-counts-fill` builds the same rows in SQL, see
+//! scripts/bench-sql-counts.sh). `--events` is ignored.
+//!
+//! Event times spread evenly over `--span-days` ending now. Before producing, the same payloads
+//! are folded in memory (decode + fold, no Kafka): the baseline.
 //!
 //! cargo run --release -p region-node --example fill_events -- \
 //!     --brokers 127.0.0.1:19092 --topic bench.events.synth --region synth --events 1000000
@@ -29,6 +37,15 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
+/// What the generated log looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Shape {
+    /// Long model histories (~13 events per model), `--events` events in all.
+    Histories,
+    /// `--models` models: a registration each, an activation for four in five.
+    Catalogue,
+}
+
 #[derive(Debug, Parser)]
 struct Args {
     #[arg(long, default_value = "127.0.0.1:19092")]
@@ -39,6 +56,11 @@ struct Args {
     region: String,
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
+    #[arg(long, value_enum, default_value_t = Shape::Histories)]
+    shape: Shape,
+    /// Models to write with `--shape catalogue`.
+    #[arg(long, default_value_t = 1_000_000)]
+    models: usize,
     #[arg(long, default_value_t = 3)]
     partitions: i32,
     /// Event times spread over this many days, ending now.
@@ -114,21 +136,79 @@ fn model_events(region: &RegionId, index: usize) -> anyhow::Result<Vec<(StreamId
     Ok(events)
 }
 
+/// Providers of the catalogue shape: 40, skewed like a real catalogue (the largest about 29 %
+/// of the models, the smallest under 1 %): `floor(40 h³)` for a hash `h` in [0, 1) of the
+/// index. The SQL side computes the same expression with the same float operations.
+fn catalogue_provider(index: usize) -> usize {
+    let hash = (index as u64).wrapping_mul(2_654_435_761) % (1 << 32);
+    let h = hash as f64 / 4_294_967_296.0;
+    ((40.0 * (h * h * h)).floor() as usize).min(39)
+}
+
+/// Operational status of the catalogue shape: 1 model in 50 degraded, 1 in 500 in outage.
+fn catalogue_status(index: usize) -> OperationalStatus {
+    if index % 500 == 3 {
+        OperationalStatus::Outage
+    } else if index % 50 == 7 {
+        OperationalStatus::Degraded
+    } else {
+        OperationalStatus::Operational
+    }
+}
+
+/// The catalogue shape's events for one model: its registration and, unless its index is a
+/// multiple of 5, its activation.
+fn catalogue_events(
+    region: &RegionId,
+    index: usize,
+) -> anyhow::Result<Vec<(StreamId, EventPayload)>> {
+    let id = ModelId::parse(&format!("synth/model-{index}"))?;
+    let provider = ProviderId::parse(&format!("provider-{:02}", catalogue_provider(index)))?;
+    let model = StreamId::Model(id.clone());
+    let mut events = vec![(
+        model.clone(),
+        EventPayload::ModelRegistered {
+            id,
+            provider,
+            home_region: region.clone(),
+            name: LocalizedText::english(&format!("Model {index}")),
+            description: None,
+            status: catalogue_status(index),
+        },
+    )];
+    if !index.is_multiple_of(5) {
+        events.push((model, EventPayload::ModelActivated));
+    }
+    Ok(events)
+}
+
 /// (partition, key, payload) of every event, in log order.
 fn generate(args: &Args, region: &RegionId) -> anyhow::Result<Vec<(i32, String, Vec<u8>)>> {
+    let (planned, models) = match args.shape {
+        Shape::Histories => (args.events, usize::MAX),
+        // A registration per model, an activation for four in five.
+        Shape::Catalogue => (2 * args.models - args.models.div_ceil(5), args.models),
+    };
     let end = Utc::now();
     let span = TimeDelta::days(args.span_days);
-    let step_nanos = span.num_nanoseconds().unwrap_or(i64::MAX) / (args.events.max(1) as i64);
+    let step_nanos = span.num_nanoseconds().unwrap_or(i64::MAX) / (planned.max(1) as i64);
     let start = end - span;
-    let mut out = Vec::with_capacity(args.events);
+    let mut out = Vec::with_capacity(planned);
     let mut model = 0;
     let correlation = uuid::Uuid::now_v7();
-    while out.len() < args.events {
-        let events = model_events(region, model)?;
+    while model < models && (args.shape == Shape::Catalogue || out.len() < args.events) {
+        let events = match args.shape {
+            Shape::Histories => model_events(region, model)?,
+            Shape::Catalogue => catalogue_events(region, model)?,
+        };
         let key = format!("synth/model-{model}");
         let partition = partition_for(key.as_bytes(), args.partitions);
         let mut sequences = std::collections::HashMap::new();
-        for (stream, event) in events.into_iter().take(args.events - out.len()) {
+        let room = match args.shape {
+            Shape::Histories => args.events - out.len(),
+            Shape::Catalogue => usize::MAX,
+        };
+        for (stream, event) in events.into_iter().take(room) {
             let position = out.len() as u64 + 1;
             let sequence = sequences.entry(stream.to_string()).or_insert(0_u64);
             *sequence += 1;
