@@ -28,7 +28,9 @@ BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev libssl-dev libsasl2-dev py
 #                      from /usr/lib/postgresql/15/bin (initdb, pg_ctl)
 #   faketime           libfaketime, which steps a test node's clock back (tests/tests/e2e/clock.rs)
 #   socat              a TLS-terminating proxy in front of the test broker (tests/tests/e2e/secured.rs)
-TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime socat)
+#   procps             kill and pgrep: tests signal nodes, the broker and PostgreSQL's processes
+#                      (the soak SIGKILLs a postmaster and its backends)
+TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime socat procps)
 
 # Browser tests: the dashboard's end-to-end test drives Debian's headless
 # Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
