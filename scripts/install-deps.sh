@@ -30,7 +30,8 @@ BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev libssl-dev libsasl2-dev py
 #   socat              a TLS-terminating proxy in front of the test broker (tests/tests/e2e/secured.rs)
 #   procps             kill and pgrep: tests signal nodes, the broker and PostgreSQL's processes
 #                      (the soak SIGKILLs a postmaster and its backends)
-TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime socat procps)
+#   gdb                scripts/stall-watchdog.sh prints the stacks of a test that hangs
+TEST_PACKAGES=(python3-venv postgresql-client postgresql faketime socat procps gdb)
 
 # Browser tests: the dashboard's end-to-end test drives Debian's headless
 # Chromium through chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).

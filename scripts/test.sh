@@ -43,6 +43,11 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# A test that hangs fails within AIGO_TEST_STALL_MINUTES (default 30; the whole suite takes
+# about 15 on 2 cores) with its stacks printed, instead of holding CI until its time limit.
+scripts/stall-watchdog.sh "${CARGO_TARGET_DIR:-$AIGO_ROOT/target}" "${AIGO_TEST_STALL_MINUTES:-30}" &
+watchdog=$!
+trap 'kill "$watchdog" 2>/dev/null' EXIT
 log "cargo test"
 cargo test --workspace
 # The optional OTLP span export (feature `otlp`): linted and tested on its own build.

@@ -13,12 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
 
+use super::diagnosis::catalogue_diagnosis;
 use super::kafka::{brokers, unique_topic};
 use super::process::{NodeProcess, TURN};
 use super::{Answer, wait_until, wait_until_within};
@@ -27,6 +30,8 @@ use super::{Answer, wait_until, wait_until_within};
 pub const DEADLINE: Duration = Duration::from_secs(60);
 /// The admin token every node of a cluster accepts.
 pub const ADMIN_TOKEN: &str = "cluster-admin-token-0123456789";
+/// A model unknown to a node for longer gets the cluster's catalogue diagnosis printed.
+const UNKNOWN_FOR_LONG: Duration = Duration::from_secs(60);
 /// Counter states are republished this often by every node.
 pub const HEARTBEAT_MS: u64 = 200;
 /// A region not heard from for longer is stale.
@@ -473,17 +478,33 @@ impl Cluster {
         let body = body.as_ref();
         let key = key.as_str();
         let patience = self.options.patience.unwrap_or(DEADLINE);
+        let (unknown_since, diagnosed) = (&Mutex::new(None), &AtomicBool::new(false));
+        let label = what.as_str();
         wait_until_within(&what, patience, || async move {
             match self
                 .send(region, method.clone(), path, body, Some(key))
                 .await
             {
                 Ok(answer) if answer.status.is_success() => Ok(answer.body),
+                Ok(answer) if answer.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    Err(format!("{}: {}", answer.status, answer.body))
+                }
                 Ok(answer)
-                    if answer.status == StatusCode::SERVICE_UNAVAILABLE
-                        || (answer.status == StatusCode::NOT_FOUND
-                            && answer.body["code"] == "unknown-model") =>
+                    if answer.status == StatusCode::NOT_FOUND
+                        && answer.body["code"] == "unknown-model" =>
                 {
+                    let since = *unknown_since
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(Instant::now);
+                    if since.elapsed() > UNKNOWN_FOR_LONG && !diagnosed.swap(true, Ordering::SeqCst)
+                    {
+                        eprintln!(
+                            "[{label}] the model is still unknown after {:?}; {}",
+                            since.elapsed(),
+                            catalogue_diagnosis(self).await
+                        );
+                    }
                     Err(format!("{}: {}", answer.status, answer.body))
                 }
                 Ok(answer) => panic!(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cluster;
 pub mod counts;
 pub mod database;
+pub mod diagnosis;
 pub mod events;
 pub mod fault_proxy;
 pub mod kafka;

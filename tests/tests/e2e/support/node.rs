@@ -16,6 +16,8 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const EU_TOKEN: &str = "test-eu-west-token-0123456789";
 pub const US_TOKEN: &str = "test-us-east-token-0123456789";
 pub const PARTITIONS: i32 = 3;
+/// Longer than any request of a test takes (imports and exports included).
+const REQUEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub struct TestNode {
     pub base: String,
@@ -71,7 +73,11 @@ impl TestNode {
             base,
             topic,
             pool,
-            client: reqwest::Client::new(),
+            // A request that is never answered fails the test instead of hanging it.
+            client: reqwest::Client::builder()
+                .timeout(REQUEST_LIMIT)
+                .build()
+                .unwrap(),
             stop: Some(stop),
             task: Some(task),
         }
