@@ -14,7 +14,8 @@
 //! `SOAK_DEPLOY_BINARY` (what the rolling deploy installs; a copy of the binary under test by
 //! default; with `REGION_NODE_BIN` naming an older build, an upgrade), `SOAK_BROKER=durable`
 //! (Nisshi's sqlite engine, SIGKILLed and restarted; by default the in-memory engine, frozen
-//! with SIGSTOP instead: see docs/RELIABILITY.md).
+//! with SIGSTOP instead: see docs/RELIABILITY.md), `SOAK_WORKERS` (command workers, 12 by
+//! default; the long run on release builds takes more to reach its million events).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ const REGIONS: [&str; 3] = [EU, US, AP];
 /// The seed CI runs with.
 const CI_SEED: u64 = 20_261_205;
 const DEFAULT_DURATION: Duration = Duration::from_secs(75);
-/// Command workers, contenders and `?at=` readers.
+/// Command workers (unless `SOAK_WORKERS` says), contenders and `?at=` readers.
 const IN_FLIGHT: usize = 12;
 const CONTENDERS: usize = 3;
 const CONTESTED_MODELS: usize = 6;
@@ -83,6 +84,16 @@ fn duration() -> Duration {
         _ => panic!("SOAK_DURATION={text}: expected e.g. 75s, 30m, 1h"),
     };
     Duration::from_secs(seconds)
+}
+
+/// How many command workers send at once: `SOAK_WORKERS`, else [`IN_FLIGHT`].
+fn workers() -> usize {
+    std::env::var("SOAK_WORKERS").map_or(IN_FLIGHT, |text| {
+        text.parse()
+            .ok()
+            .filter(|&workers| workers > 0)
+            .unwrap_or_else(|| panic!("SOAK_WORKERS={text}: expected a positive number"))
+    })
 }
 
 /// What the rolling deploy installs: `SOAK_DEPLOY_BINARY`, else a copy of the binary under
@@ -206,7 +217,7 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
     let run_and_check = async {
         let load = async {
             tokio::join!(
-                workload.run(IN_FLIGHT, usize::MAX, seed, &load_stop),
+                workload.run(workers(), usize::MAX, seed, &load_stop),
                 futures::future::join_all((0..CONTENDERS).map(|c| {
                     contention.contend(cluster, seed.wrapping_add(1000 + c as u64), &load_stop)
                 })),
@@ -271,7 +282,11 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
     );
 
     eprintln!("[soak] report");
-    eprintln!("[soak]   seed {seed}, faults for {duration:?}, load ran {load_time:.1?}");
+    eprintln!(
+        "[soak]   seed {seed}, faults for {duration:?}, load ran {load_time:.1?}, {} command \
+         workers",
+        workers()
+    );
     eprintln!(
         "[soak]   commands acknowledged: {} (by kind {:?}), {} models",
         workload.sent(),
