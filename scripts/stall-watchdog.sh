@@ -12,6 +12,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 target_dir="$(realpath -m "${1:?usage: stall-watchdog.sh TARGET_DIR [STALL_MINUTES]}")"
 limit_seconds=$((${2:-30} * 60))
+# Only this run's tests: the caller's process group (a script runs its children in its own),
+# never another run sharing the target dir, such as a 30-minute scripts/soak.sh.
+own_group="$(ps -o pgid= -p $$ | tr -d ' ')"
 
 while sleep 20; do
     for exe_link in /proc/[0-9]*/exe; do
@@ -20,6 +23,7 @@ while sleep 20; do
         exe="$(readlink "$exe_link" 2>/dev/null)" || continue
         # Test binaries only (target/debug/deps/NAME-HASH), never rustc or build scripts.
         [[ "$exe" == "$target_dir"/*/deps/* ]] || continue
+        [[ "$(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ')" == "$own_group" ]] || continue
         age="$(ps -o etimes= -p "$pid" 2>/dev/null | tr -d ' ')" || continue
         [[ -n "$age" && "$age" -ge "$limit_seconds" ]] || continue
         log "STALLED: test process $pid ($exe) has run ${age}s; its threads' stacks follow, then it is killed"

@@ -27,6 +27,8 @@ pub async fn catalogue_diagnosis(cluster: &Cluster) -> String {
             for line in text
                 .lines()
                 .filter(|line| FAMILIES.iter().any(|family| line.starts_with(family)))
+                // A histogram's buckets say nothing its count and sum do not.
+                .filter(|line| !line.contains("_bucket{"))
             {
                 let _ = writeln!(report, "    {line}");
             }
