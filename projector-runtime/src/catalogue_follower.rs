@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
 use crate::batch;
-use crate::source::{ExplicitOffsets, group_config};
+use crate::source::{ExplicitOffsets, group_config, rejoin_delay};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::{ChangeFeed, ChangeNotice};
 
@@ -47,7 +47,12 @@ pub enum FollowerError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Undecodable(#[from] UndecodableError),
+    #[error("the consumer group has not settled for {0:?}; starting over with a new consumer")]
+    GroupUnsettled(Duration),
 }
+
+/// How often an idle follower looks at whether its group settled.
+const UNSETTLED_CHECK: Duration = Duration::from_secs(1);
 
 /// How long a batch waits for one more message.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
@@ -76,9 +81,19 @@ pub async fn follow_catalogue(
     )?;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        if let Some(unsettled) = consumer.context().stuck_unsettled() {
+            drop(consumer);
+            tokio::select! {
+                () = shutdown.as_mut() => return Ok(()),
+                () = tokio::time::sleep(rejoin_delay()) => {}
+            }
+            return Err(FollowerError::GroupUnsettled(unsettled));
+        }
         let first = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
             received = consumer.recv() => received,
+            // Nothing arrives while the group is unsettled: look at it again.
+            () = tokio::time::sleep(UNSETTLED_CHECK) => continue,
         };
         let first = match first {
             Ok(message) => message,

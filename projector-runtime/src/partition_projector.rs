@@ -27,7 +27,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::exchange::StatePublisher;
-use crate::source::{ExplicitOffsets, group_config};
+use crate::source::{ExplicitOffsets, group_config, rejoin_delay};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::Projection;
 use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, SkipReason};
@@ -61,6 +61,8 @@ pub enum ProjectorError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Undecodable(#[from] UndecodableError),
+    #[error("the consumer group has not settled for {0:?}; starting over with a new consumer")]
+    GroupUnsettled(Duration),
 }
 
 /// One partition being folded by this process.
@@ -160,6 +162,15 @@ pub async fn run_projector(
         }
         if projector.last_heartbeat.elapsed() >= projector.config.heartbeat {
             projector.heartbeat(&consumer).await?;
+            if let Some(unsettled) = consumer.context().stuck_unsettled() {
+                projector.commit_with_retry(&consumer).await;
+                drop(consumer);
+                tokio::select! {
+                    () = shutdown.as_mut() => return Ok(()),
+                    () = tokio::time::sleep(rejoin_delay()) => {}
+                }
+                return Err(ProjectorError::GroupUnsettled(unsettled));
+            }
         }
     }
     projector.commit_with_retry(&consumer).await;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use kafka_client::KafkaClient;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -54,6 +55,22 @@ pub struct ExplicitOffsets {
     high_watermarks: Mutex<HashMap<PartitionKey, i64>>,
     /// The group has assigned this consumer its partitions (possibly none) at least once.
     assigned_once: AtomicBool,
+    /// Since when the statistics have shown the group join state other than `steady`.
+    unsettled_since: Mutex<Option<Instant>>,
+}
+
+/// How long a group consumer may go without a settled group before its owner gives up on it
+/// and starts over with a new consumer: a rebalance takes a join and a sync (on Nisshi about
+/// 8 s with a 6 s session), so this is several failed ones in a row. Nisshi 0.7 can keep a
+/// group of two members rebalancing forever after a burst of restarts (docs/BROKER.md); two
+/// fresh members joining together settle it.
+pub const UNSETTLED_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long a consumer that gave up on its group stays out of it before its owner starts
+/// over: random, so that members that gave up together do not come back in step (the first
+/// back forms the group alone, the next joins a settled group).
+pub fn rejoin_delay() -> Duration {
+    Duration::from_millis(rand::random_range(0..15_000))
 }
 
 impl ExplicitOffsets {
@@ -64,6 +81,7 @@ impl ExplicitOffsets {
             lag_metric,
             high_watermarks: Mutex::new(HashMap::new()),
             assigned_once: AtomicBool::new(false),
+            unsettled_since: Mutex::new(None),
         }
     }
 
@@ -97,6 +115,13 @@ impl ExplicitOffsets {
             .all(|(key, next)| high.get(key).is_some_and(|high| next >= high))
     }
 
+    /// How long the group has not been settled (joining, syncing, rebalancing), if more than
+    /// [`UNSETTLED_LIMIT`]: the consumer should be replaced.
+    pub fn stuck_unsettled(&self) -> Option<Duration> {
+        let since = (*self.unsettled_since.lock().ok()?)?;
+        Some(since.elapsed()).filter(|unsettled| *unsettled > UNSETTLED_LIMIT)
+    }
+
     fn start(&self, topic: &str, partition: i32) -> i64 {
         self.starts
             .lock()
@@ -108,6 +133,13 @@ impl ExplicitOffsets {
 
 impl ClientContext for ExplicitOffsets {
     fn stats(&self, statistics: rdkafka::Statistics) {
+        if let (Some(group), Ok(mut since)) = (&statistics.cgrp, self.unsettled_since.lock()) {
+            if group.join_state == "steady" {
+                *since = None;
+            } else {
+                since.get_or_insert_with(Instant::now);
+            }
+        }
         let mut high = self.high_watermarks.lock().ok();
         for (name, topic) in &statistics.topics {
             for (partition, stats) in &topic.partitions {

@@ -20,6 +20,7 @@ mod commands;
 mod convergence;
 mod dashboard;
 mod exchange_trust;
+mod follower_churn;
 mod group_commit;
 mod history;
 mod history_index;

@@ -16,6 +16,7 @@ use crate::support::broker::{BrokerOptions, PrivateBroker};
 use crate::support::cli::region_node;
 use crate::support::cluster::{Cluster, ClusterOptions, unlimited_commands};
 use crate::support::private_postgres::PrivatePostgres;
+use crate::support::seed_from_env;
 use crate::support::topic_check::{TopicFold, counts_of};
 use crate::support::wait_until;
 use crate::support::workload::{Mix, Workload, check_converged, diff};
@@ -33,12 +34,7 @@ const IN_FLIGHT: usize = 8;
 const LEADER_GAUGE: &str = "aigo_outbox_relay_leader";
 
 fn seed() -> u64 {
-    let seed = std::env::var("PG_RESTART_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed: {seed} (PG_RESTART_SEED={seed} replays the same load)");
-    seed
+    seed_from_env("PG_RESTART_SEED", "the same load")
 }
 
 /// A metric's value on a process's `/metrics` (unlabelled series only); `None` if absent.

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::support::events::{self, Generator, Outgoing, Record};
 use crate::support::kafka::{brokers, unique_topic};
 use crate::support::process::{NodeProcess, TURN};
+use crate::support::seed_from_env;
 
 const REGION: &str = "eu-west";
 const PARTITIONS: i32 = 3;
@@ -33,12 +34,7 @@ const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789";
 const STALL: Duration = Duration::from_secs(90);
 
 fn seed() -> u64 {
-    let seed = std::env::var("PROJECTOR_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed: {seed} (PROJECTOR_CRASH_SEED={seed} replays the same streams and kill plan)");
-    seed
+    seed_from_env("PROJECTOR_CRASH_SEED", "the same streams and kill plan")
 }
 
 // ---------------------------------------------------------------------------------------------

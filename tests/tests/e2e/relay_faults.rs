@@ -20,6 +20,7 @@ use crate::support::broker::PrivateBroker;
 use crate::support::cli::region_node;
 use crate::support::cluster::{Cluster, ClusterOptions};
 use crate::support::fault_proxy::FaultProxy;
+use crate::support::seed_from_env;
 use crate::support::workload::{Mix, Workload, check_converged};
 use crate::support::{AP, EU, US, wait_until};
 
@@ -34,12 +35,7 @@ const REGIONS: [&str; 3] = [EU, US, AP];
 const MESSAGE_TIMEOUT_MS: u64 = 2000;
 
 fn seed() -> u64 {
-    let seed = std::env::var("RELAY_FAULTS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    eprintln!("seed: {seed} (RELAY_FAULTS_SEED={seed} replays the same load and fault schedule)");
-    seed
+    seed_from_env("RELAY_FAULTS_SEED", "the same load and fault schedule")
 }
 
 fn commands() -> usize {

@@ -15,7 +15,9 @@
 //! default; with `REGION_NODE_BIN` naming an older build, an upgrade), `SOAK_BROKER=durable`
 //! (Nisshi's sqlite engine, SIGKILLed and restarted; by default the in-memory engine, frozen
 //! with SIGSTOP instead: see docs/RELIABILITY.md), `SOAK_WORKERS` (command workers, 12 by
-//! default; the long run on release builds takes more to reach its million events).
+//! default; the long run on release builds takes more to reach its million events),
+//! `SOAK_IMPORTERS` and `SOAK_IMPORT_LINES` (concurrent `POST /v1/imports` senders, 1 by
+//! default, and commands per batch, 200).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ use crate::support::soak_clients::{
     CONTESTED_PROVIDER, Contention, ReadRecord, Watcher, read_history,
 };
 use crate::support::soak_faults::{FaultLog, Schedule, Targets, inject};
+use crate::support::soak_imports::{self, run_imports};
 use crate::support::topic_check::{TopicFold, counts_of};
 use crate::support::wait_until_within;
 use crate::support::workload::{Mix, Workload, check_converged, diff};
@@ -218,6 +221,15 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
         let load = async {
             tokio::join!(
                 workload.run(workers(), usize::MAX, seed, &load_stop),
+                run_imports(
+                    &workload,
+                    cluster,
+                    soak_imports::loaders(),
+                    soak_imports::batch_lines(),
+                    seed.wrapping_add(2000),
+                    cut_for + Duration::from_secs(120),
+                    &load_stop,
+                ),
                 futures::future::join_all((0..CONTENDERS).map(|c| {
                     contention.contend(cluster, seed.wrapping_add(1000 + c as u64), &load_stop)
                 })),
@@ -284,8 +296,10 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
     eprintln!("[soak] report");
     eprintln!(
         "[soak]   seed {seed}, faults for {duration:?}, load ran {load_time:.1?}, {} command \
-         workers",
-        workers()
+         workers, {} importers of {} lines a batch",
+        workers(),
+        soak_imports::loaders(),
+        soak_imports::batch_lines()
     );
     eprintln!(
         "[soak]   commands acknowledged: {} (by kind {:?}), {} models",

@@ -21,6 +21,7 @@ pub mod process;
 pub mod read_only;
 pub mod soak_clients;
 pub mod soak_faults;
+pub mod soak_imports;
 pub mod sse;
 pub mod tls_proxy;
 pub mod topic_check;
@@ -88,6 +89,17 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+}
+
+/// The seed in the environment variable `var`, or a fresh one; printed with how to replay
+/// `what` with it.
+pub fn seed_from_env(var: &str, what: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("seed: {seed} ({var}={seed} replays {what})");
+    seed
 }
 
 /// Logs to the test's captured output (shown when it fails); `RUST_LOG` overrides the filter.

@@ -310,6 +310,24 @@ impl<'c> Workload<'c> {
         });
     }
 
+    /// Records an import batch once every line was accepted: each line's `(kind, stream,
+    /// version)` (one event each) and the models it left behind.
+    pub fn record_import(
+        &self,
+        lines: impl IntoIterator<Item = (&'static str, String, u64)>,
+        models: Vec<(String, Model)>,
+    ) {
+        let mut acknowledged = self.acknowledged.lock().unwrap();
+        let mut by_kind = self.by_kind.lock().unwrap();
+        for (kind, stream, version) in lines {
+            acknowledged.insert((stream, version));
+            *by_kind.entry(kind).or_default() += 1;
+            self.sent.fetch_add(1, Ordering::SeqCst);
+        }
+        drop((acknowledged, by_kind));
+        self.models.lock().unwrap().extend(models);
+    }
+
     /// The counts every node must reach, from the ledger.
     pub fn expected(&self) -> Counts {
         let models = self.models.lock().unwrap();
