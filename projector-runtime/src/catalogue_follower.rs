@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
 use crate::batch;
-use crate::source::{ExplicitOffsets, group_config, rejoin_delay};
+use crate::source::{ExplicitOffsets, group_config, leave_group};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::{ChangeFeed, ChangeNotice};
 
@@ -82,10 +82,8 @@ pub async fn follow_catalogue(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         if let Some(unsettled) = consumer.context().stuck_unsettled() {
-            drop(consumer);
-            tokio::select! {
-                () = shutdown.as_mut() => return Ok(()),
-                () = tokio::time::sleep(rejoin_delay()) => {}
+            if !leave_group(consumer, shutdown.as_mut()).await {
+                return Ok(());
             }
             return Err(FollowerError::GroupUnsettled(unsettled));
         }

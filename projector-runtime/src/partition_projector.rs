@@ -27,7 +27,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::exchange::StatePublisher;
-use crate::source::{ExplicitOffsets, group_config, rejoin_delay};
+use crate::source::{ExplicitOffsets, group_config, leave_group};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::Projection;
 use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, SkipReason};
@@ -164,10 +164,8 @@ pub async fn run_projector(
             projector.heartbeat(&consumer).await?;
             if let Some(unsettled) = consumer.context().stuck_unsettled() {
                 projector.commit_with_retry(&consumer).await;
-                drop(consumer);
-                tokio::select! {
-                    () = shutdown.as_mut() => return Ok(()),
-                    () = tokio::time::sleep(rejoin_delay()) => {}
+                if !leave_group(consumer, shutdown.as_mut()).await {
+                    return Ok(());
                 }
                 return Err(ProjectorError::GroupUnsettled(unsettled));
             }

@@ -6,6 +6,8 @@
 //! starting there reads nothing), and an explicit position is what the design wants anyway.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -62,15 +64,20 @@ pub struct ExplicitOffsets {
 /// How long a group consumer may go without a settled group before its owner gives up on it
 /// and starts over with a new consumer: a rebalance takes a join and a sync (on Nisshi about
 /// 8 s with a 6 s session), so this is several failed ones in a row. Nisshi 0.7 can keep a
-/// group of two members rebalancing forever after a burst of restarts (docs/BROKER.md); two
-/// fresh members joining together settle it.
+/// group of two members rebalancing forever after a burst of restarts (docs/BROKER.md); giving
+/// up makes that visible (`/readyz`, the task's failure) and sometimes ends it.
 pub const UNSETTLED_LIMIT: Duration = Duration::from_secs(30);
 
-/// How long a consumer that gave up on its group stays out of it before its owner starts
-/// over: random, so that members that gave up together do not come back in step (the first
-/// back forms the group alone, the next joins a settled group).
-pub fn rejoin_delay() -> Duration {
-    Duration::from_millis(rand::random_range(0..15_000))
+/// Gives up on `consumer`'s group: drops it (it leaves the group) and stays out for a random
+/// 0-15 s, so that members that gave up together do not come back in step. False if
+/// `shutdown` came first.
+pub async fn leave_group<C>(consumer: C, shutdown: Pin<&mut impl Future<Output = ()>>) -> bool {
+    drop(consumer);
+    let delay = Duration::from_millis(rand::random_range(0..15_000));
+    tokio::select! {
+        () = shutdown => false,
+        () = tokio::time::sleep(delay) => true,
+    }
 }
 
 impl ExplicitOffsets {
