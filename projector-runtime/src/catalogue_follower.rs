@@ -1,25 +1,32 @@
 //! Keeps this node's catalogue (names, provider, lifecycle, status, where each model is served)
 //! current with every region's events, its own included: apply is idempotent per stream
 //! sequence, so events this node already applied when appending them change nothing.
+//!
+//! The node's processes share the partitions out through advisory locks in the node's
+//! database ([`claims`](crate::claims)); each partition is read from the offset the catalogue
+//! recorded with the last batch it applied.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, EventPayload};
 use event_store::catalogue::{self, TopicOffsets, apply_batch_to_catalogue};
 use event_store::event_log::{self, LoggedEvent};
 use kafka_client::KafkaClient;
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
 use crate::batch;
-use crate::source::{ExplicitOffsets, group_config, leave_group};
+use crate::claims::{PartitionClaims, PartitionKey};
+use crate::source::{
+    Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
+};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::{ChangeFeed, ChangeNotice};
 
@@ -27,7 +34,8 @@ use projector::{ChangeFeed, ChangeNotice};
 #[derive(Debug, Clone)]
 pub struct FollowerConfig {
     pub kafka: KafkaClient,
-    /// Consumer group: one per node, so every node sees every event.
+    /// Names the node's followers in their partition claims and on the broker: one name per
+    /// node, so every node sees every event.
     pub group: String,
     /// Every region's events topic.
     pub topics: Vec<String>,
@@ -47,12 +55,10 @@ pub enum FollowerError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Undecodable(#[from] UndecodableError),
-    #[error("the consumer group has not settled for {0:?}; starting over with a new consumer")]
-    GroupUnsettled(Duration),
 }
 
-/// How often an idle follower looks at whether its group settled.
-const UNSETTLED_CHECK: Duration = Duration::from_secs(1);
+/// How often the follower reviews its partition claims (and an idle one wakes up to do so).
+const CLAIMS_REVIEW: Duration = Duration::from_secs(1);
 
 /// How long a batch waits for one more message.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
@@ -67,12 +73,16 @@ pub async fn follow_catalogue(
     feed: ChangeFeed,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FollowerError> {
-    let mut next_offsets = catalogue::load_offsets(&pool).await?;
-    let context = ExplicitOffsets::new(next_offsets.clone(), "catalogue_consumer_lag");
-    let consumer: StreamConsumer<ExplicitOffsets> =
-        group_config(&config.kafka, &config.group).create_with_context(context)?;
-    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
+    let mut next_offsets = TopicOffsets::new();
+    let consumer: Arc<Reader> = Arc::new(
+        reader_config(&config.kafka, &config.group)
+            .create_with_context(ReaderStats::new("catalogue_consumer_lag"))?,
+    );
+    let mut claims = Claimed {
+        claims: PartitionClaims::new(pool.clone(), config.group.clone()),
+        partitions: TopicPartitions::new(config.topics.clone()),
+        last_review: None,
+    };
     let undecodable = Undecodable::new(
         config.undecodable,
         &config.kafka,
@@ -81,17 +91,13 @@ pub async fn follow_catalogue(
     )?;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        if let Some(unsettled) = consumer.context().stuck_unsettled() {
-            if !leave_group(consumer, shutdown.as_mut()).await {
-                return Ok(());
-            }
-            return Err(FollowerError::GroupUnsettled(unsettled));
+        if claims.review_due() {
+            claims.review(&consumer, &pool, &mut next_offsets).await?;
         }
         let first = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
             received = consumer.recv() => received,
-            // Nothing arrives while the group is unsettled: look at it again.
-            () = tokio::time::sleep(UNSETTLED_CHECK) => continue,
+            () = tokio::time::sleep(CLAIMS_REVIEW) => continue,
         };
         let first = match first {
             Ok(message) => message,
@@ -101,16 +107,13 @@ pub async fn follow_catalogue(
                 continue;
             }
         };
-        let batch = batch::fill(&consumer, first, config.batch_size, BATCH_LINGER).await;
+        let batch = batch::fill(consumer.as_ref(), first, config.batch_size, BATCH_LINGER).await;
         let span = info_span!("catalogue_batch", messages = batch.len());
         match apply_batch(&pool, &batch, &mut next_offsets, &undecodable)
             .instrument(span)
             .await
         {
             Ok(Applied { applied, stopped }) => {
-                for ((topic, partition), next) in &next_offsets {
-                    consumer.context().advance(topic, *partition, *next);
-                }
                 if applied
                     .iter()
                     .any(|e| matches!(e.event, EventPayload::ModelRetired))
@@ -118,19 +121,74 @@ pub async fn follow_catalogue(
                     retirements.notify_one();
                 }
                 announce(&pool, &feed, &applied).await;
-                // Only a hint for the next assignment; PostgreSQL holds the real position.
-                let _ = consumer.commit_consumer_state(CommitMode::Async);
                 if let Some(undecodable) = stopped {
                     return Err(undecodable.into());
                 }
             }
             Err(error) => {
                 warn!(%error, "catalogue follower: batch not applied; re-reading");
-                next_offsets = catalogue::load_offsets(&pool).await.unwrap_or_default();
+                if let Ok(recorded) = catalogue::load_offsets(&pool).await {
+                    for (key, next) in next_offsets.iter_mut() {
+                        *next = recorded.get(key).copied().unwrap_or(0);
+                    }
+                }
                 rewind(&consumer, &batch);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
+    }
+}
+
+/// The follower's partition claims and when it last reviewed them.
+struct Claimed {
+    claims: PartitionClaims,
+    partitions: TopicPartitions,
+    last_review: Option<Instant>,
+}
+
+impl Claimed {
+    fn review_due(&self) -> bool {
+        self.last_review
+            .is_none_or(|at| at.elapsed() >= CLAIMS_REVIEW)
+    }
+
+    /// Stops reading the partitions this process no longer holds and starts reading those it
+    /// took, each from the offset the catalogue recorded for it.
+    async fn review(
+        &mut self,
+        consumer: &Arc<Reader>,
+        pool: &PgPool,
+        next_offsets: &mut TopicOffsets,
+    ) -> Result<(), FollowerError> {
+        self.last_review = Some(Instant::now());
+        self.partitions.refresh(consumer).await;
+        let review = self.claims.review(self.partitions.known()).await;
+        let stopped: Vec<PartitionKey> = review
+            .lost
+            .into_iter()
+            .chain(review.surplus.clone())
+            .collect();
+        stop_reading(consumer, &stopped)?;
+        for key in &stopped {
+            next_offsets.remove(key);
+        }
+        self.claims.release(&review.surplus).await;
+        let gained = self.claims.claim(self.partitions.known()).await;
+        if gained.is_empty() {
+            return Ok(());
+        }
+        // Another process may have applied these partitions further since this one last did.
+        let recorded = catalogue::load_offsets(pool).await?;
+        let starts: Vec<(PartitionKey, i64)> = gained
+            .into_iter()
+            .map(|key| {
+                let next = recorded.get(&key).copied().unwrap_or(0);
+                next_offsets.insert(key.clone(), next);
+                (key, next)
+            })
+            .collect();
+        start_reading(consumer, &starts)?;
+        Ok(())
     }
 }
 
@@ -156,9 +214,10 @@ async fn apply_batch(
     let mut stopped = None;
     for message in batch {
         let key = (message.topic().to_owned(), message.partition());
+        // Below what the catalogue has, or of a partition handed over a moment ago.
         if next_offsets
             .get(&key)
-            .is_some_and(|next| message.offset() < *next)
+            .is_none_or(|next| message.offset() < *next)
         {
             continue;
         }
@@ -219,7 +278,7 @@ async fn announce(pool: &PgPool, feed: &ChangeFeed, applied: &[EventEnvelope]) {
 }
 
 /// After a failed batch, read it again from its first message per partition.
-fn rewind(consumer: &StreamConsumer<ExplicitOffsets>, batch: &[BorrowedMessage<'_>]) {
+fn rewind(consumer: &Reader, batch: &[BorrowedMessage<'_>]) {
     let mut first: HashMap<(String, i32), i64> = HashMap::new();
     for message in batch {
         first

@@ -226,22 +226,6 @@ pub async fn stored(
     Ok(folds)
 }
 
-/// Every committed partition of `topic` and its next offset: where assignments start.
-pub async fn next_offsets(
-    pool: &PgPool,
-    topic: &str,
-) -> Result<HashMap<(String, i32), i64>, sqlx::Error> {
-    let rows: Vec<(i32, i64)> =
-        sqlx::query_as("SELECT partition, next_offset FROM projector_checkpoints WHERE topic = $1")
-            .bind(topic)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(partition, next)| ((topic.to_owned(), partition), next))
-        .collect())
-}
-
 /// One own-region actor's committed state, as read by [`actor_states`].
 #[derive(Debug)]
 pub struct CommittedState {

@@ -1,11 +1,12 @@
 //! Folds this region's events topic into one CRDT actor per partition.
 //!
-//! The region's projector processes form one consumer group, so each partition is folded by
-//! exactly one of them at a time. A partition's fold is loaded from its checkpoint the first
-//! time one of its records arrives; records below the checkpoint's offset are skipped (the
-//! Kafka group offset is only a hint), so a restart or rebalance resumes exactly where the last
-//! durable commit stopped. Checkpoints are committed in batches, one transaction for every
-//! partition that moved.
+//! The region's projector processes share the partitions out through advisory locks in the
+//! region's database ([`claims`](crate::claims)), so each partition is folded by one of them
+//! at a time. A partition's fold is loaded from its checkpoint when this process takes the
+//! partition, and read from the checkpoint's offset (records below it are skipped should they
+//! come), so a restart or hand-over resumes exactly where the last durable commit stopped.
+//! Checkpoints are committed in batches, one transaction for every partition that moved; a
+//! partition is handed over only after its last commit.
 //!
 //! A new state is published and merged as soon as the records at hand are folded, before its
 //! checkpoint commits: the fold is deterministic, so whoever folds those records again after a
@@ -15,19 +16,23 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, RegionId};
 use kafka_client::KafkaClient;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::Message;
+use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::checkpoint::{self, CheckpointError};
+use crate::claims::{PartitionClaims, PartitionKey};
 use crate::exchange::StatePublisher;
-use crate::source::{ExplicitOffsets, group_config, leave_group};
+use crate::source::{
+    Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
+};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::Projection;
 use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, SkipReason};
@@ -37,6 +42,7 @@ pub struct ProjectorConfig {
     pub kafka: KafkaClient,
     pub region: RegionId,
     pub events_topic: String,
+    /// Names the region's projector processes in their partition claims and on the broker.
     pub group: String,
     /// A checkpoint is committed after this many records...
     pub commit_every: usize,
@@ -61,8 +67,6 @@ pub enum ProjectorError {
     Fold(#[from] FoldError),
     #[error(transparent)]
     Undecodable(#[from] UndecodableError),
-    #[error("the consumer group has not settled for {0:?}; starting over with a new consumer")]
-    GroupUnsettled(Duration),
 }
 
 /// One partition being folded by this process.
@@ -78,6 +82,8 @@ struct Projector {
     projection: Projection,
     publisher: StatePublisher,
     undecodable: Undecodable,
+    claims: PartitionClaims,
+    partitions: TopicPartitions,
     owned: HashMap<i32, Owned>,
     uncommitted: usize,
     oldest_uncommitted: Option<Instant>,
@@ -104,13 +110,10 @@ pub async fn run_projector(
     publisher: StatePublisher,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProjectorError> {
-    let starts = checkpoint::next_offsets(&pool, &config.events_topic)
-        .await
-        .map_err(CheckpointError::from)?;
-    let context = ExplicitOffsets::new(starts, "projector_consumer_lag");
-    let consumer: StreamConsumer<ExplicitOffsets> =
-        group_config(&config.kafka, &config.group).create_with_context(context)?;
-    consumer.subscribe(&[config.events_topic.as_str()])?;
+    let consumer: Arc<Reader> = Arc::new(
+        reader_config(&config.kafka, &config.group)
+            .create_with_context(ReaderStats::new("projector_consumer_lag"))?,
+    );
     let undecodable = Undecodable::new(
         config.undecodable,
         &config.kafka,
@@ -118,9 +121,13 @@ pub async fn run_projector(
         &config.group,
     )?;
     info!(topic = %config.events_topic, group = %config.group, "projector started");
+    let claims = PartitionClaims::new(pool.clone(), config.group.clone());
+    let partitions = TopicPartitions::new(vec![config.events_topic.clone()]);
     let mut projector = Projector {
         config,
         pool,
+        claims,
+        partitions,
         projection,
         publisher,
         undecodable,
@@ -132,6 +139,7 @@ pub async fn run_projector(
         last_publish: Instant::now(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
+    projector.heartbeat(&consumer).await?;
     loop {
         // With states to publish, only take a record already at hand; none means the burst
         // is folded: publish now.
@@ -156,22 +164,14 @@ pub async fn run_projector(
         if projector.last_publish.elapsed() >= PUBLISH_AT_LEAST_EVERY {
             projector.publish_unpublished().await;
         }
-        projector.forget_revoked(&consumer).await;
         if projector.commit_due() {
-            projector.commit_with_retry(&consumer).await;
+            projector.commit_with_retry().await;
         }
         if projector.last_heartbeat.elapsed() >= projector.config.heartbeat {
             projector.heartbeat(&consumer).await?;
-            if let Some(unsettled) = consumer.context().stuck_unsettled() {
-                projector.commit_with_retry(&consumer).await;
-                if !leave_group(consumer, shutdown.as_mut()).await {
-                    return Ok(());
-                }
-                return Err(ProjectorError::GroupUnsettled(unsettled));
-            }
         }
     }
-    projector.commit_with_retry(&consumer).await;
+    projector.commit_with_retry().await;
     info!("projector stopped");
     Ok(())
 }
@@ -179,10 +179,7 @@ pub async fn run_projector(
 impl Projector {
     async fn fold(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ProjectorError> {
         let partition = message.partition();
-        if !self.owned.contains_key(&partition) {
-            let owned = self.load(partition).await?;
-            self.owned.insert(partition, owned);
-        }
+        // A record of a partition handed over a moment ago: its new owner folds it.
         let Some(owned) = self.owned.get_mut(&partition) else {
             return Ok(());
         };
@@ -303,25 +300,16 @@ impl Projector {
         }
     }
 
-    /// Commits, loads assigned partitions that had no traffic yet, and republishes every
+    /// Commits, takes or hands over partitions as the claims say, and republishes every
     /// owned partition's (committed) state.
-    async fn heartbeat(
-        &mut self,
-        consumer: &StreamConsumer<ExplicitOffsets>,
-    ) -> Result<(), ProjectorError> {
+    async fn heartbeat(&mut self, consumer: &Arc<Reader>) -> Result<(), ProjectorError> {
         self.last_heartbeat = Instant::now();
-        self.commit_with_retry(consumer).await;
-        let assigned: Vec<i32> = consumer
-            .assignment()
-            .map(|list| list.elements().iter().map(|e| e.partition()).collect())
-            .unwrap_or_default();
-        for partition in assigned {
-            if !self.owned.contains_key(&partition) {
-                let owned = self.load(partition).await?;
-                self.owned.insert(partition, owned);
-            }
-        }
-        if !self.projection.is_caught_up() {
+        self.commit_with_retry().await;
+        self.rebalance(consumer).await?;
+        if !self.projection.is_caught_up()
+            && self.claims.joined()
+            && !self.partitions.known().is_empty()
+        {
             let topic = &self.config.events_topic;
             let positions: Vec<((String, i32), i64)> = self
                 .owned
@@ -349,20 +337,45 @@ impl Projector {
                 .is_some_and(|since| since.elapsed() >= interval)
     }
 
+    /// Looks the partitions up now and then, stops folding those this process no longer holds
+    /// (committing first those it hands over), and starts folding those it took, each from its
+    /// checkpoint.
+    async fn rebalance(&mut self, consumer: &Arc<Reader>) -> Result<(), ProjectorError> {
+        self.partitions.refresh(consumer).await;
+        let review = self.claims.review(self.partitions.known()).await;
+        if !review.surplus.is_empty() {
+            self.commit_with_retry().await;
+        }
+        let stopped: Vec<PartitionKey> =
+            review.lost.iter().chain(&review.surplus).cloned().collect();
+        stop_reading(consumer, &stopped)?;
+        for (_, partition) in &stopped {
+            self.owned.remove(partition);
+            self.unpublished.remove(partition);
+            info!(partition, "projector: partition handed over");
+        }
+        self.claims.release(&review.surplus).await;
+        let mut starts = Vec::new();
+        for key in self.claims.claim(self.partitions.known()).await {
+            let owned = self.load(key.1).await?;
+            starts.push((key.clone(), owned.next_offset));
+            self.owned.insert(key.1, owned);
+        }
+        start_reading(consumer, &starts)?;
+        Ok(())
+    }
+
     /// Commits until it works: the fold must not run ahead of what is durable for long.
-    async fn commit_with_retry(&mut self, consumer: &StreamConsumer<ExplicitOffsets>) {
+    async fn commit_with_retry(&mut self) {
         let mut delay = Duration::from_millis(100);
-        while let Err(error) = self.commit(consumer).await {
+        while let Err(error) = self.commit().await {
             warn!(%error, retry_in_ms = delay.as_millis(), "projector: checkpoint commit failed");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
-    async fn commit(
-        &mut self,
-        consumer: &StreamConsumer<ExplicitOffsets>,
-    ) -> Result<(), sqlx::Error> {
+    async fn commit(&mut self) -> Result<(), sqlx::Error> {
         let dirty: BTreeSet<i32> = self
             .owned
             .iter()
@@ -418,49 +431,16 @@ impl Projector {
         }
         metrics::histogram!("projector_commit_seconds").record(started.elapsed().as_secs_f64());
 
-        let mut hint = TopicPartitionList::new();
         for partition in &dirty {
             if let Some(owned) = self.owned.get_mut(partition) {
                 owned.dirty = false;
-                consumer.context().advance(
-                    &self.config.events_topic,
-                    *partition,
-                    owned.next_offset,
-                );
-                let _ = hint.add_partition_offset(
-                    &self.config.events_topic,
-                    *partition,
-                    Offset::Offset(owned.next_offset),
-                );
             }
         }
-        // A hint for where the group resumes; the checkpoint decides what is skipped.
-        let _ = consumer.commit(&hint, CommitMode::Async);
         // Published when folded, unless the commit came first (then now).
         self.publish_unpublished().await;
         self.uncommitted = 0;
         self.oldest_uncommitted = None;
         Ok(())
-    }
-
-    /// Commits, then drops partitions a rebalance took away: their next owner loads them from
-    /// the checkpoint, and so do we if they come back.
-    async fn forget_revoked(&mut self, consumer: &StreamConsumer<ExplicitOffsets>) {
-        let revoked: Vec<i32> = consumer
-            .context()
-            .take_revoked()
-            .into_iter()
-            .map(|(_, partition)| partition)
-            .collect();
-        if revoked.is_empty() {
-            return;
-        }
-        self.commit_with_retry(consumer).await;
-        for partition in revoked {
-            if self.owned.remove(&partition).is_some() {
-                info!(partition, "projector: partition revoked");
-            }
-        }
     }
 }
 

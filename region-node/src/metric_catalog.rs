@@ -50,6 +50,16 @@ fn describe_commands_and_relay() {
         "outbox_relay_leader",
         "1 while this process is its region's publishing relay, else 0."
     );
+    describe_gauge!(
+        "partition_claims_held",
+        "Partitions this process reads for a reader (projector or catalogue follower), by the \
+         advisory locks it holds."
+    );
+    describe_counter!(
+        "partition_claims_lost_total",
+        "Times this process let go of every partition of a reader because the database session \
+         holding their locks ended."
+    );
     describe_counter!(
         "outbox_relay_leadership_lost_total",
         "Times this process lost the relay leadership (its database session ended)."

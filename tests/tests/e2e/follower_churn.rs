@@ -1,13 +1,13 @@
-//! A region never stops learning silently: eu-west runs two `region-node` processes (their
-//! projectors share one consumer group, their catalogue followers another), SIGKILLed or
+//! A region never stops learning: eu-west runs two `region-node` processes (their projectors
+//! share the region's partitions, their catalogue followers every region's), SIGKILLed or
 //! stopped and started again, one after the other, for a minute while us-east registers
-//! models. On Nisshi 0.7 such a burst leaves the two-member groups rebalancing forever (every
-//! SyncGroup answered REBALANCE_IN_PROGRESS, docs/BROKER.md): the region stops learning other
-//! regions' models and counting its own events, which is what the soak saw
-//! (docs/RELIABILITY.md), and `/readyz` only said "catching up". Now, once the churn ends,
-//! eu-west either learns every model us-east acknowledged or reports on `/readyz` that its
-//! consumer group has not settled (and starts over with a new consumer). The test prints
-//! which, and the longest time eu-west's catalogue trailed us-east.
+//! models. When the processes shared partitions through the broker's consumer groups, such a
+//! burst left Nisshi 0.7's two-member groups rebalancing forever (every SyncGroup answered
+//! REBALANCE_IN_PROGRESS, docs/BROKER.md): the region stopped learning other regions' models
+//! and counting its own events, which is what the soak saw (docs/RELIABILITY.md). Now they
+//! share them through advisory locks in the region's database, and once the churn ends
+//! eu-west must learn every model us-east acknowledged. The test prints how long that took
+//! and the longest time eu-west's catalogue trailed us-east.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,11 +28,9 @@ use crate::support::{EU, US};
 
 /// How long the processes keep dying.
 const CHURN: Duration = Duration::from_secs(60);
-/// How long eu-west may take to learn the rest, or to say it cannot, once the churn ended:
-/// more than the unsettled limit after which a process reports its group.
-const CATCH_UP: Duration = Duration::from_secs(90);
-/// What `/readyz` names when a consumer group has not settled for too long.
-const UNSETTLED: &str = "consumer group has not settled";
+/// How long eu-west may take to learn the rest once the churn ended: a restarted process is
+/// ready in seconds, so this is generous.
+const CATCH_UP: Duration = Duration::from_secs(60);
 
 fn seed() -> u64 {
     seed_from_env("CHURN_SEED", "the same kills")
@@ -56,7 +54,7 @@ async fn known_in_eu(pool: &PgPool) -> Option<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_region_whose_processes_keep_dying_learns_every_model_or_says_it_cannot() {
+async fn a_region_whose_processes_keep_dying_learns_every_model() {
     let seed = seed();
     let mut cluster = Cluster::start_with(
         &[EU, US],
@@ -144,17 +142,8 @@ async fn a_region_whose_processes_keep_dying_learns_every_model_or_says_it_canno
             );
             return;
         }
-        let readyz = cluster.get(EU, "/readyz", &[]).await;
-        if readyz.status.as_u16() == 503 && readyz.body.to_string().contains(UNSETTLED) {
-            eprintln!(
-                "eu-west knows {known} of {total} models and says why, {:?} after the churn \
-                 ended: {}",
-                churn_ended.elapsed(),
-                readyz.body
-            );
-            return;
-        }
         if churn_ended.elapsed() > CATCH_UP {
+            let readyz = cluster.get(EU, "/readyz", &[]).await;
             panic!(
                 "eu-west knows {known} of us-east's {total} models {CATCH_UP:?} after the churn \
                  ended and /readyz answers {} {}; {}\neu-west log tail:\n{}",

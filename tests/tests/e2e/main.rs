@@ -28,6 +28,7 @@ mod history_pages;
 mod imports;
 mod openapi;
 mod ownership;
+mod partition_claims;
 mod pg_restart;
 mod poison;
 mod projector_crash;
