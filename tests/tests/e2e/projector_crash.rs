@@ -41,13 +41,12 @@ fn seed() -> u64 {
 // The node binary and its processes
 // ---------------------------------------------------------------------------------------------
 
-/// A test environment: own database (the sqlx::test one), topic prefix, group, scratch dir.
+/// A test environment: own database (the sqlx::test one), topic prefix, scratch dir.
 struct Env {
     pool: PgPool,
     database_url: String,
     prefix: String,
     topic: String,
-    group: String,
     region: RegionId,
     dir: PathBuf,
 }
@@ -70,7 +69,6 @@ impl Env {
         };
         let prefix = unique_topic(&format!("crash-{test}"));
         let topic = format!("{prefix}.events.{REGION}");
-        let group = format!("{prefix}.projector.{REGION}");
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir).unwrap();
         eprintln!(
@@ -90,7 +88,6 @@ impl Env {
             database_url,
             prefix,
             topic,
-            group,
             region: RegionId::parse(REGION).unwrap(),
             dir,
         }
@@ -332,7 +329,7 @@ fn partition_log(node: &NodeProcess, from: usize) -> Vec<(bool, i32)> {
         .filter_map(|line| {
             let loaded = if line.contains("projector: partition loaded") {
                 true
-            } else if line.contains("projector: partition revoked") {
+            } else if line.contains("projector: partition handed over") {
                 false
             } else {
                 return None;
@@ -379,8 +376,7 @@ fn owned_partitions(node: &NodeProcess) -> BTreeSet<i32> {
 #[sqlx::test(migrator = "migrations::MIGRATOR")]
 async fn crash_consistency(pool: PgPool) {
     const EVENTS: usize = 100_000;
-    // At least 10; `PROJECTOR_CRASH_KILLS` asks for more (each restart waits ~11 s for the
-    // group to drop the killed member).
+    // At least 10; `PROJECTOR_CRASH_KILLS` asks for more.
     let kills: usize = std::env::var("PROJECTOR_CRASH_KILLS")
         .ok()
         .and_then(|k| k.parse().ok())
@@ -409,8 +405,8 @@ async fn crash_consistency(pool: PgPool) {
     for kill in 0..kills {
         let before = env.folded().await;
         let produced = i64::try_from(delivered.len()).unwrap();
-        // Where this kill lands, at random: a random delay after the start (start-up, group
-        // join, partition load, first batches), a random delay after the run's first commit,
+        // Where this kill lands, at random: a random delay after the start (start-up,
+        // partition claims and load, first batches), a random delay after the run's first commit,
         // or the moment the checkpoints pass a random point of the backlog (mid-stream).
         let how = match rng.random_range(0..100) {
             0..25 => {
@@ -479,8 +475,9 @@ async fn crash_consistency(pool: PgPool) {
     env.cleanup().await;
 }
 
-/// Re-published events (same envelopes, new offsets), and a restart after the group's offsets
-/// are deleted: the counts do not move and the checkpoints still equal the replay.
+/// Re-published events (same envelopes, new offsets), also below where a restarted process
+/// resumes (it keeps no position in Kafka, only its checkpoints): the counts do not move and
+/// the checkpoints still equal the replay.
 #[sqlx::test(migrator = "migrations::MIGRATOR")]
 async fn duplicate_delivery(pool: PgPool) {
     const EVENTS: usize = 8_000;
@@ -517,10 +514,8 @@ async fn duplicate_delivery(pool: PgPool) {
     assert_eq!(duplicates, republished as u64, "{stats:?}");
     node.assert_running();
 
-    // 2. Killed; the group's committed offsets deleted; the oldest events (registrations
-    // included) published again; restarted.
+    // 2. Killed; the oldest events (registrations included) published again; restarted.
     node.kill_now();
-    let deleted = delete_group(&env.group).await;
     let mut again: Vec<Outgoing> = Vec::new();
     for partition in &records {
         let to = 400.min(partition.len());
@@ -542,43 +537,14 @@ async fn duplicate_delivery(pool: PgPool) {
     node.assert_running();
     node.kill_now();
     eprintln!(
-        "duplicate_delivery: {EVENTS} events, {} duplicates re-published, group deleted: \
-         {deleted}; {:.1?}",
+        "duplicate_delivery: {EVENTS} events, {} duplicates re-published; {:.1?}",
         republished + republished_2,
         started.elapsed()
     );
     env.cleanup().await;
 }
 
-/// Deletes the consumer group (its committed offsets), retrying while the killed member is
-/// still in it. Returns whether the broker deleted it.
-async fn delete_group(group: &str) -> bool {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let result = admin
-            .delete_groups(&[group], &AdminOptions::new())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|mut results| results.remove(0).map_err(|(_, code)| code.to_string()));
-        match result {
-            Ok(_) => return true,
-            Err(error) if Instant::now() < deadline => {
-                eprintln!("  group {group} not deleted yet: {error}");
-                tokio::time::sleep(Duration::from_millis(1_000)).await;
-            }
-            Err(error) => {
-                eprintln!("  group {group} not deleted: {error}; going on without");
-                return false;
-            }
-        }
-    }
-}
-
-/// Two processes of the same region (one database, one group) share the partitions; one is
+/// Two processes of the same region (one database) share the partitions; one is
 /// SIGKILLed mid-stream and the survivor takes its partitions over: the checkpoints end equal
 /// to the replay and the counts are exact.
 #[sqlx::test(migrator = "migrations::MIGRATOR")]
@@ -594,7 +560,7 @@ async fn two_projectors_share_partitions(pool: PgPool) {
     let producer = events::producer(&brokers());
     let mut first = env.node("first");
     let mut second = env.node("second");
-    // Wait until the group has split the partitions between the two.
+    // Wait until the two have shared the partitions out.
     let deadline = Instant::now() + STALL;
     while owned_partitions(&first).is_empty() || owned_partitions(&second).is_empty() {
         first.assert_running();
