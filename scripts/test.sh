@@ -44,7 +44,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 # A test that hangs fails within AIGO_TEST_STALL_MINUTES (default 30; the longest test binary,
-# e2e, takes about 13 on 2 cores) with its stacks printed, instead of holding CI to its limit.
+# e2e, takes about 8 on 2 cores) with its stacks printed, instead of holding CI to its limit.
 scripts/stall-watchdog.sh "${CARGO_TARGET_DIR:-$AIGO_ROOT/target}" "${AIGO_TEST_STALL_MINUTES:-30}" &
 watchdog=$!
 trap 'kill "$watchdog" 2>/dev/null' EXIT
