@@ -1,12 +1,18 @@
 //! Partition claims on a real PostgreSQL: the processes present share a reader's partitions
 //! evenly and never hold one twice; a process that goes away (its session closed, or killed
 //! by the server) leaves its partitions to the others at their next review, and one whose
-//! session was killed learns that it holds nothing any more.
+//! session was killed or stopped answering (a fault proxy swallowing its traffic) learns that
+//! it holds nothing any more.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use projector_runtime::claims::{PartitionClaims, PartitionKey};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::support::fault_proxy::FaultProxy;
 
 const READER: &str = "projector-eu-west";
 
@@ -73,7 +79,7 @@ async fn processes_share_partitions_evenly_and_take_over_those_of_one_that_goes(
     while second.held() != &all {
         rounds += 1;
         assert!(rounds <= 20, "the second never took the first's partitions");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
         round(&mut second, &all).await;
     }
 }
@@ -120,4 +126,36 @@ async fn a_process_whose_session_was_killed_lets_go_and_another_takes_over(pool:
     round(&mut first, &all).await;
     assert_disjoint_cover(&first, &second, &all);
     assert_eq!((first.held().len(), second.held().len()), (2, 2));
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn a_process_whose_session_stops_answering_lets_go(pool: PgPool) {
+    let all = partitions("model-events-ap-northeast", 2);
+    let options = pool.connect_options();
+    let server = SocketAddr::from(([127, 0, 0, 1], options.get_port()));
+    let proxy = FaultProxy::start(server).await.unwrap();
+    let through_proxy = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(
+            options
+                .as_ref()
+                .clone()
+                .host("127.0.0.1")
+                .port(proxy.addr().port()),
+        )
+        .await
+        .unwrap();
+    let mut claims = PartitionClaims::new(through_proxy, READER);
+    round(&mut claims, &all).await;
+    assert_eq!(claims.held(), &all);
+
+    // The network swallows everything from now on: the review must not wait for it forever.
+    proxy.blackhole();
+    let review = tokio::time::timeout(Duration::from_secs(60), claims.review(&all))
+        .await
+        .expect("a review waited for a session that no longer answers");
+    assert_eq!(review.lost, all.iter().cloned().collect::<Vec<_>>());
+    assert!(claims.held().is_empty());
+    assert!(!claims.joined());
+    proxy.heal();
 }
