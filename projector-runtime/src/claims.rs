@@ -135,14 +135,7 @@ impl PartitionClaims {
             if !self.held.remove(key) {
                 continue;
             }
-            let unlocked = sqlx::query_scalar::<_, bool>(
-                "SELECT pg_advisory_unlock(hashtext($1 || '/' || $2), $3)",
-            )
-            .bind(&self.reader)
-            .bind(&key.0)
-            .bind(key.1)
-            .fetch_one(&mut *session)
-            .await;
+            let unlocked = partition_lock(session, UNLOCK, &self.reader, key).await;
             match unlocked {
                 Ok(_) => {
                     info!(reader = %self.reader, topic = %key.0, partition = key.1, "partition claims: released")
@@ -177,14 +170,7 @@ impl PartitionClaims {
             if self.held.len() >= share {
                 break;
             }
-            let taken = sqlx::query_scalar::<_, bool>(
-                "SELECT pg_try_advisory_lock(hashtext($1 || '/' || $2), $3)",
-            )
-            .bind(&self.reader)
-            .bind(&key.0)
-            .bind(key.1)
-            .fetch_one(&mut *session)
-            .await;
+            let taken = partition_lock(session, TRY_LOCK, &self.reader, key).await;
             match taken {
                 Ok(true) => {
                     info!(reader = %self.reader, topic = %key.0, partition = key.1, "partition claims: taken");
@@ -235,6 +221,26 @@ impl PartitionClaims {
             }
         }
     }
+}
+
+/// Takes a partition's lock if it is free (true when taken).
+const TRY_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext($1 || '/' || $2), $3)";
+/// Releases a partition's lock held by this session.
+const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtext($1 || '/' || $2), $3)";
+
+/// Runs `statement` ([`TRY_LOCK`] or [`UNLOCK`]) on the lock of `reader`'s partition `key`.
+async fn partition_lock(
+    session: &mut PgConnection,
+    statement: &'static str,
+    reader: &str,
+    key: &PartitionKey,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(statement)
+        .bind(reader)
+        .bind(&key.0)
+        .bind(key.1)
+        .fetch_one(session)
+        .await
 }
 
 /// How many processes hold the reader's member lock: those present, this one included.
