@@ -7,9 +7,11 @@
 //! exact). EOF, reported from the fetch path, is right on both.
 //!
 //! A record without a valid `aigo-position` header was not written by a relay (another
-//! producer, a mirror without headers): it is ignored, logged and counted once per process.
+//! producer, a mirror without headers): it is ignored and counted once per process, and each
+//! read logs one line per partition for the ones it found new (a topic filled by another
+//! producer can hold millions: a line each would bury the log and the node's CPU).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -71,6 +73,7 @@ impl PartitionReader {
         consumer.assign(&assignment)?;
 
         let deadline = Instant::now() + self.timeout;
+        let mut foreign: HashMap<i32, ForeignRun> = HashMap::new();
         let mut open: HashSet<i32> = starts.iter().map(|&(p, _)| p).collect();
         while !open.is_empty() {
             let received = tokio::time::timeout_at(deadline, consumer.recv())
@@ -94,8 +97,14 @@ impl PartitionReader {
             let offset = message.offset();
             match position_from_headers(message.headers()) {
                 Some(position) => read.push((offset, position)),
-                None => note_foreign(topic, partition, offset),
+                None => foreign
+                    .entry(partition)
+                    .or_default()
+                    .add(topic, partition, offset),
             }
+        }
+        for (partition, run) in foreign {
+            report_foreign(topic, partition, run);
         }
         Ok(found)
     }
@@ -118,24 +127,81 @@ impl PartitionReader {
     }
 }
 
-/// Foreign records already reported: each is logged and counted once, though every reconcile
-/// that reads that far reads it again. Bounded: forgotten (and reported again) past the limit.
-static FOREIGN: Mutex<BTreeSet<(String, i32, i64)>> = Mutex::new(BTreeSet::new());
-const FOREIGN_REMEMBERED: usize = 10_000;
+/// The foreign records one read found on one partition.
+#[derive(Debug, Clone, Copy, Default)]
+struct ForeignRun {
+    /// Offsets reported by earlier reads (see [`REPORTED`]), looked up at the first record.
+    reported: Option<(i64, i64)>,
+    looked_up: bool,
+    /// Foreign records of this read outside `reported`.
+    new: u64,
+    first: i64,
+    last: i64,
+}
 
-fn note_foreign(topic: &str, partition: i32, offset: i64) {
-    let mut seen = FOREIGN.lock().unwrap_or_else(PoisonError::into_inner);
-    if seen.len() >= FOREIGN_REMEMBERED {
-        seen.clear();
+impl ForeignRun {
+    fn add(&mut self, topic: &str, partition: i32, offset: i64) {
+        if !self.looked_up {
+            self.looked_up = true;
+            self.first = offset;
+            self.reported = reported_range(topic, partition);
+        }
+        self.last = offset;
+        if !self
+            .reported
+            .is_some_and(|(low, high)| (low..=high).contains(&offset))
+        {
+            self.new += 1;
+        }
     }
-    if seen.insert((topic.to_owned(), partition, offset)) {
+
+    /// The range of offsets reported once this read's are: one range, since every read runs
+    /// to the partition's end; a read that does not touch the old range starts a new one.
+    fn reported_after(&self) -> (i64, i64) {
+        match self.reported {
+            Some((low, high)) if self.first <= high.saturating_add(1) && self.last >= low => {
+                (low.min(self.first), high.max(self.last))
+            }
+            _ => (self.first, self.last),
+        }
+    }
+}
+
+/// Per `(topic, partition)`, the offsets whose foreign records were already reported: every
+/// reconcile that reads that far reads the same records again, and they are reported once.
+/// One entry per partition, so bounded by the topics' partitions.
+static REPORTED: Mutex<Option<ReportedRanges>> = Mutex::new(None);
+
+/// `(topic, partition)` → the lowest and highest offset reported.
+type ReportedRanges = HashMap<(String, i32), (i64, i64)>;
+
+fn reported_range(topic: &str, partition: i32) -> Option<(i64, i64)> {
+    let reported = REPORTED.lock().unwrap_or_else(PoisonError::into_inner);
+    reported
+        .as_ref()
+        .and_then(|r| r.get(&(topic.to_owned(), partition)).copied())
+}
+
+fn report_foreign(topic: &str, partition: i32, run: ForeignRun) {
+    if !run.looked_up {
+        return;
+    }
+    {
+        let mut reported = REPORTED.lock().unwrap_or_else(PoisonError::into_inner);
+        reported
+            .get_or_insert_with(HashMap::new)
+            .insert((topic.to_owned(), partition), run.reported_after());
+    }
+    if run.new > 0 {
         warn!(
             topic,
             partition,
-            offset,
-            "a record without a valid aigo-position header (not written by a relay) ignored"
+            records = run.new,
+            first_offset = run.first,
+            last_offset = run.last,
+            "records without a valid aigo-position header (not written by a relay) ignored"
         );
-        metrics::counter!("outbox_foreign_records_total").increment(1);
+        metrics::counter!("outbox_foreign_records_total").increment(run.new);
     }
 }
 
@@ -156,3 +222,33 @@ impl ClientContext for ReaderContext {
 }
 
 impl ConsumerContext for ReaderContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::{ForeignRun, report_foreign};
+
+    /// Reads `first..=last` of a partition as foreign records; how many were new.
+    fn read(topic: &str, first: i64, last: i64) -> u64 {
+        let mut run = ForeignRun::default();
+        for offset in first..=last {
+            run.add(topic, 0, offset);
+        }
+        report_foreign(topic, 0, run);
+        run.new
+    }
+
+    #[test]
+    fn foreign_records_count_once_however_often_they_are_read() {
+        let topic = "partition-reader-unit-test";
+        assert_eq!(read(topic, 10, 19), 10, "first read: all new");
+        assert_eq!(read(topic, 10, 19), 0, "read again: none");
+        assert_eq!(read(topic, 0, 19), 10, "read further back: the ten before");
+        assert_eq!(read(topic, 15, 24), 5, "read on: the five past 19");
+        assert_eq!(read(topic, 0, 24), 0, "all of it again: none");
+        assert_eq!(
+            read("another-topic", 0, 24),
+            25,
+            "other topics are their own"
+        );
+    }
+}
