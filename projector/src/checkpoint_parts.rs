@@ -104,8 +104,20 @@ impl PartitionFold {
     pub fn track_changes(&mut self, everything: bool) {
         let mut changed = ChangedStreams::default();
         if everything {
-            changed.models = self.facts.models.keys().cloned().collect();
-            changed.availability = self.facts.availability.keys().cloned().collect();
+            // Ids held by the fold were valid when they were folded or restored.
+            changed.models = self
+                .facts
+                .models()
+                .filter_map(|(model, _)| ModelId::parse(model).ok())
+                .collect();
+            changed.availability = self
+                .facts
+                .availabilities()
+                .into_iter()
+                .filter_map(|(region, model, _)| {
+                    Some((region.clone(), ModelId::parse(model).ok()?))
+                })
+                .collect();
         }
         self.changed = Some(changed);
     }
@@ -115,7 +127,7 @@ impl PartitionFold {
     /// fails or is refused writes them next time.
     pub fn checkpoint_parts(&self) -> Result<CheckpointParts, CodecError> {
         let facts = &self.facts;
-        let streams = facts.models.len() + facts.availability.len();
+        let streams = facts.model_count() + facts.availability_count();
         let head = state_codec::encode(
             FOLD_HEAD,
             &HeadRef {
@@ -130,22 +142,22 @@ impl PartitionFold {
         match &self.changed {
             Some(pending) => {
                 for model in &pending.models {
-                    if let Some(model_facts) = facts.models.get(model) {
-                        changed.push(model_row(model, model_facts)?);
+                    if let Some(model_facts) = facts.model(model.as_str()) {
+                        changed.push(model_row(model.as_str(), &model_facts)?);
                     }
                 }
-                for key in &pending.availability {
-                    if let Some(availability) = facts.availability.get(key) {
-                        changed.push(availability_row(key, availability)?);
+                for (region, model) in &pending.availability {
+                    if let Some(availability) = facts.availability(region, model.as_str()) {
+                        changed.push(availability_row(region, model.as_str(), &availability)?);
                     }
                 }
             }
             None => {
-                for (model, model_facts) in &facts.models {
-                    changed.push(model_row(model, model_facts)?);
+                for (model, model_facts) in facts.models() {
+                    changed.push(model_row(model, &model_facts)?);
                 }
-                for (key, availability) in &facts.availability {
-                    changed.push(availability_row(key, availability)?);
+                for (region, model, availability) in facts.availabilities() {
+                    changed.push(availability_row(region, model, &availability)?);
                 }
             }
         }
@@ -185,12 +197,16 @@ impl PartitionFold {
             let twice = match stream {
                 StreamId::Model(model) => {
                     let value: ModelFacts = state_codec::decode(MODEL_FACTS, &row.facts)?;
-                    facts.models.insert(model, value).is_some()
+                    let known = facts.model(model.as_str()).is_some();
+                    facts.set_model(&model, &value);
+                    known
                 }
                 StreamId::Availability { region, model } => {
                     let value: AvailabilityFacts =
                         state_codec::decode(AVAILABILITY_FACTS, &row.facts)?;
-                    facts.availability.insert((region, model), value).is_some()
+                    let known = facts.availability(&region, model.as_str()).is_some();
+                    facts.set_availability(&region, &model, value);
+                    known
                 }
             };
             if twice {
@@ -210,23 +226,20 @@ impl PartitionFold {
     }
 }
 
-fn model_row(model: &ModelId, facts: &ModelFacts) -> Result<FactsRow, CodecError> {
+fn model_row(model: &str, facts: &ModelFacts) -> Result<FactsRow, CodecError> {
     Ok(FactsRow {
-        stream: StreamId::Model(model.clone()).to_string(),
+        stream: format!("model:{model}"),
         facts: state_codec::encode(MODEL_FACTS, facts)?,
     })
 }
 
 fn availability_row(
-    (region, model): &(RegionId, ModelId),
+    region: &RegionId,
+    model: &str,
     facts: &AvailabilityFacts,
 ) -> Result<FactsRow, CodecError> {
-    let stream = StreamId::Availability {
-        region: region.clone(),
-        model: model.clone(),
-    };
     Ok(FactsRow {
-        stream: stream.to_string(),
+        stream: format!("availability:{region}:{model}"),
         facts: state_codec::encode(AVAILABILITY_FACTS, facts)?,
     })
 }

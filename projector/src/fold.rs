@@ -1,14 +1,12 @@
 //! Folding one partition of a region's events topic into that actor's counters.
 
-use std::collections::btree_map::Entry;
-
 use domain::{EventEnvelope, StreamId};
 
 use crate::actor::ActorId;
 use crate::checkpoint_parts::ChangedStreams;
 use crate::counters::Counters;
 use crate::error::FoldError;
-use crate::facts::{AvailabilityFacts, PartitionFacts};
+use crate::facts::PartitionFacts;
 use crate::held::HeldEvents;
 use crate::metric::MetricKey;
 use crate::outcome::{FoldOutcome, FoldStats, SkipReason};
@@ -124,11 +122,10 @@ impl PartitionFold {
     /// The last sequence of `stream` applied here (0: none, or not this partition's stream).
     pub fn stream_sequence(&self, stream: &StreamId) -> u64 {
         match stream {
-            StreamId::Model(model) => self.facts.models.get(model).map_or(0, |f| f.sequence),
+            StreamId::Model(model) => self.facts.model_sequence(model.as_str()),
             StreamId::Availability { region, model } => self
                 .facts
-                .availability
-                .get(&(region.clone(), model.clone()))
+                .availability(region, model.as_str())
                 .map_or(0, |f| f.sequence),
         }
     }
@@ -197,66 +194,51 @@ impl PartitionFold {
                 "the envelope's model differs from its stream's",
             ));
         }
-        // One map search per event: the slot found is checked, then updated in place.
-        let deltas = match &envelope.stream {
-            StreamId::Model(model) => {
-                let slot = self.facts.models.get_mut(model);
-                let last = slot.as_ref().map_or(0, |f| f.sequence);
-                if let Some(outcome) = check_sequence(envelope.sequence, last) {
-                    return outcome;
+        // One map search per event (for a model seen before): the stream's facts found are
+        // checked, then updated in place.
+        let sequence = envelope.sequence;
+        let decided = match &envelope.stream {
+            StreamId::Model(model) => self.facts.update_model(model, |current| {
+                let last = current.as_ref().map_or(0, |f| f.sequence);
+                if let Some(outcome) = check_sequence(sequence, last) {
+                    return Err(outcome);
                 }
-                let current = slot.as_deref();
-                let (mut next, deltas) = match rules::lifecycle(
-                    current,
+                let (mut next, deltas) = rules::lifecycle(
+                    current.as_ref(),
                     model,
                     &envelope.origin_region,
                     &envelope.event,
-                ) {
-                    Ok(applied) => applied,
-                    Err(reason) => return FoldOutcome::Skipped(reason),
-                };
-                next.sequence = envelope.sequence;
-                match slot {
-                    Some(slot) => *slot = next,
-                    None => {
-                        self.facts.models.insert(model.clone(), next);
-                    }
-                }
-                if let Some(changed) = &mut self.changed {
-                    changed.models.insert(model.clone());
-                }
-                deltas
-            }
+                )
+                .map_err(FoldOutcome::Skipped)?;
+                next.sequence = sequence;
+                Ok((next, deltas))
+            }),
             StreamId::Availability { region, model } => {
-                let entry = self
-                    .facts
-                    .availability
-                    .entry((region.clone(), model.clone()));
-                let current = match &entry {
-                    Entry::Occupied(slot) => *slot.get(),
-                    Entry::Vacant(_) => AvailabilityFacts::default(),
-                };
-                if let Some(outcome) = check_sequence(envelope.sequence, current.sequence) {
-                    return outcome;
-                }
-                let (mut next, deltas) = match rules::availability(current, region, &envelope.event)
-                {
-                    Ok(applied) => applied,
-                    Err(reason) => return FoldOutcome::Skipped(reason),
-                };
-                next.sequence = envelope.sequence;
-                if let Some(changed) = &mut self.changed {
-                    changed.availability.insert(entry.key().clone());
-                }
-                match entry {
-                    Entry::Occupied(mut slot) => *slot.get_mut() = next,
-                    Entry::Vacant(slot) => {
-                        slot.insert(next);
+                self.facts.update_availability(region, model, |current| {
+                    if let Some(outcome) = check_sequence(sequence, current.sequence) {
+                        return Err(outcome);
                     }
-                }
-                deltas
+                    let (mut next, deltas) = rules::availability(current, region, &envelope.event)
+                        .map_err(FoldOutcome::Skipped)?;
+                    next.sequence = sequence;
+                    Ok((next, deltas))
+                })
             }
         };
+        let deltas = match decided {
+            Ok(deltas) => deltas,
+            Err(outcome) => return outcome,
+        };
+        if let Some(changed) = &mut self.changed {
+            match &envelope.stream {
+                StreamId::Model(model) => {
+                    changed.models.insert(model.clone());
+                }
+                StreamId::Availability { region, model } => {
+                    changed.availability.insert((region.clone(), model.clone()));
+                }
+            }
+        }
         self.apply_deltas(deltas);
         FoldOutcome::Applied
     }

@@ -107,7 +107,7 @@ proptest! {
             fold.track_changes(true);
             let parts = fold.checkpoint_parts().unwrap();
             let facts = whole.facts();
-            prop_assert_eq!(parts.changed.len(), facts.models.len() + facts.availability.len());
+            prop_assert_eq!(parts.changed.len(), facts.model_count() + facts.availability_count());
             let restored = PartitionFold::restore_parts(&parts.head, parts.changed).unwrap();
             prop_assert_eq!(restored.snapshot().unwrap(), whole.snapshot().unwrap());
             fold.mark_checkpointed();
@@ -122,7 +122,7 @@ fn folded() -> PartitionFold {
     loop {
         let scenario = scenario(30).new_tree(&mut runner).unwrap().current();
         let fold = World::build(&scenario).fold_partitions().remove(0);
-        if fold.facts().models.len() >= 2 {
+        if fold.facts().model_count() >= 2 {
             return fold;
         }
     }

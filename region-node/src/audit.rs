@@ -315,10 +315,10 @@ pub fn compare(live: &PartitionFold, rebuilt: &PartitionFold) -> Vec<Difference>
                 actor: actor.clone(),
                 detail: format!(
                     "per-stream facts differ: live knows {} models and {} availability streams, the replay {} and {}",
-                    live.facts().models.len(),
-                    live.facts().availability.len(),
-                    rebuilt.facts().models.len(),
-                    rebuilt.facts().availability.len()
+                    live.facts().model_count(),
+                    live.facts().availability_count(),
+                    rebuilt.facts().model_count(),
+                    rebuilt.facts().availability_count()
                 ),
             });
         } else if live.counters() != rebuilt.counters() {
