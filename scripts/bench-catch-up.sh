@@ -4,6 +4,7 @@
 #
 #   scripts/bench-catch-up.sh [EVENTS=1000000]
 #   BASELINE_BIN=/path/to/older/region-node scripts/bench-catch-up.sh   # the same run with it too
+#   SHAPE=catalogue scripts/bench-catch-up.sh 1000000   # 1,000,000 models instead of events
 #
 # fill_events writes EVENTS synthetic events (valid model histories, ~13 events per model) to
 # the region "synth" topic of the in-memory test broker (3 partitions). A release node of region
@@ -17,6 +18,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$AIGO_ROOT"
 
 EVENTS=${1:-1000000}
+# histories: EVENTS events of long model histories; catalogue: EVENTS models, each registered
+# (four in five activated, the degraded and outage ones given their status), as a catalogue is
+# imported: resident memory per model folded.
+SHAPE=${SHAPE:-histories}
 BROKERS=127.0.0.1:19092
 PORT=8096
 BASE=http://127.0.0.1:$PORT
@@ -47,6 +52,10 @@ cleanup() {
 trap cleanup EXIT
 
 sql() { psql -h 127.0.0.1 -U postgres -d "$DATABASE" -qAtc "$1"; }
+applied_events() {
+    curl -fsS "$BASE/metrics" 2>/dev/null |
+        awk '/^aigo_catalogue_events_applied_total/ { n += $NF } END { printf "%d\n", n }'
+}
 
 # run_node BIN PREFIX: a node of region synth on a fresh database; prints seconds to ready,
 # seconds until event_log holds EXPECTED events, and resident memory then.
@@ -75,9 +84,12 @@ TOML
     done
     local ready
     ready=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
-    until [[ $(sql 'SELECT count(*) FROM event_log' 2>/dev/null || echo 0) -ge $expected ]]; do
+    # The follower's own counter: polling count(*) of event_log would scan the growing table
+    # several times a second on the same two cores.
+    until [[ $(applied_events) -ge $expected ]]; do
         sleep 0.2
     done
+    [[ $(sql 'SELECT count(*) FROM event_log') -ge $expected ]] || die "event_log is short of $expected"
     local logged
     logged=$(python3 -c "print(round($(date +%s.%N) - $started, 1))")
     sleep 2
@@ -92,9 +104,18 @@ TOML
 log "empty node"
 run_node "$RELEASE/region-node" "$PREFIX-empty" 0
 
-log "filling $PREFIX.events.synth with $EVENTS events"
-"$RELEASE/examples/fill_events" --brokers "$BROKERS" --topic "$PREFIX.events.synth" \
-    --region synth --events "$EVENTS" >/dev/null
+case $SHAPE in
+histories) fill_shape=(--events "$EVENTS") ;;
+catalogue) fill_shape=(--shape catalogue --models "$EVENTS") ;;
+*) die "SHAPE must be histories or catalogue, not $SHAPE" ;;
+esac
+log "filling $PREFIX.events.synth: $SHAPE, $EVENTS"
+filled=$("$RELEASE/examples/fill_events" --brokers "$BROKERS" --topic "$PREFIX.events.synth" \
+    --region synth "${fill_shape[@]}")
+# Its last line: "baseline (no Kafka): folded N events in ...".
+EVENTS=$(sed -n 's/.*folded \([0-9]*\) events.*/\1/p' <<<"$filled" | tail -1)
+[[ -n $EVENTS ]] || die "fill_events did not say how many events it wrote: $filled"
+log "$EVENTS events written"
 
 # replay_topic BIN: `region-node replay` of the filled topic (fold only, no database writes);
 # prints its seconds. Run before the nodes, it also warms the broker: the first reader of a

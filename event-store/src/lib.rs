@@ -14,6 +14,7 @@ mod idempotency;
 mod load;
 mod store;
 mod stream_heads;
+mod table_stats;
 
 pub use append::{
     AnswerFn, AppendRequest, CommandMeta, IdempotencyClaim, NewEvents, StoredResponse,
@@ -24,3 +25,4 @@ pub use error::{AppendError, StoreError};
 pub use idempotency::RecordedAnswer;
 pub use store::EventStore;
 pub use stream_heads::StreamState;
+pub use table_stats::GrowthAnalyzer;

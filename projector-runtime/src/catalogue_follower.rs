@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, EventPayload};
+use event_store::GrowthAnalyzer;
 use event_store::catalogue::{self, TopicOffsets, apply_batch_to_catalogue};
 use event_store::event_log::{self, LoggedEvent};
 use kafka_client::KafkaClient;
@@ -89,6 +90,7 @@ pub async fn follow_catalogue(
         &config.dead_letter_topic,
         &config.group,
     )?;
+    let mut analyzer = GrowthAnalyzer::catalogue_and_event_log();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         if claims.review_due() {
@@ -120,6 +122,7 @@ pub async fn follow_catalogue(
                 {
                     retirements.notify_one();
                 }
+                analyzer.wrote(&pool, applied.len() as u64).await;
                 announce(&pool, &feed, &applied).await;
                 if let Some(undecodable) = stopped {
                     return Err(undecodable.into());

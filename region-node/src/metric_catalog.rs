@@ -118,6 +118,11 @@ fn describe_projection() {
         "Events the catalogue follower applied."
     );
     describe_counter!(
+        "table_analyzes_total",
+        "ANALYZE runs the catalogue follower made as its tables grew (planner statistics kept \
+         current while a node catches up)."
+    );
+    describe_counter!(
         "undecodable_records_total",
         "Records a consumer could not decode, by consumer and policy."
     );

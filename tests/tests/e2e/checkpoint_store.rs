@@ -78,7 +78,7 @@ async fn a_checkpoint_stored_whole_is_read_then_replaced_by_parts() {
     assert_eq!(next, 600);
     assert_eq!(fold.snapshot().unwrap(), old.snapshot().unwrap());
     fold_from(&mut fold, 600, &events);
-    let streams = fold.facts().models.len() + fold.facts().availability.len();
+    let streams = fold.facts().model_count() + fold.facts().availability_count();
     assert_eq!(
         fold.checkpoint_parts().unwrap().changed.len(),
         streams,

@@ -41,4 +41,5 @@ mod secured;
 mod soak;
 mod stream_heads;
 mod stream_slots;
+mod table_stats;
 mod topic_checks;
