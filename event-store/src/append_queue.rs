@@ -8,6 +8,7 @@ use tracing::warn;
 use crate::append::AppendRequest;
 use crate::error::{AppendError, StoreError};
 use crate::store::EventStore;
+use crate::table_stats::GrowthAnalyzer;
 
 /// How many appends wait before the next one is told to back off: about a second of work.
 const QUEUE_CAPACITY: usize = 4096;
@@ -52,13 +53,16 @@ async fn commit_batches(
     max_batch: usize,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut analyzer = GrowthAnalyzer::event_store();
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
         let (requests, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         metrics::histogram!("append_batch_commands").record(requests.len() as f64);
+        let mut appended = 0;
         if requests.len() == 1 {
             for (request, reply) in requests.into_iter().zip(replies) {
-                commit_alone(&store, request, reply).await;
+                appended += commit_alone(&store, request, reply).await;
             }
+            analyzer.wrote(store.pool(), appended as u64).await;
             continue;
         }
         // The requests are kept for a retry one by one should the shared transaction fail:
@@ -66,6 +70,10 @@ async fn commit_batches(
         let retry = requests.clone();
         match store.append_batch(requests).await {
             Ok(outcomes) => {
+                appended = outcomes
+                    .iter()
+                    .map(|outcome| outcome.as_ref().map_or(0, Vec::len))
+                    .sum();
                 for (outcome, reply) in outcomes.into_iter().zip(replies) {
                     let _ = reply.send(outcome);
                 }
@@ -73,13 +81,18 @@ async fn commit_batches(
             Err(error) => {
                 warn!(%error, commands = replies.len(), "group commit failed: committing its commands one by one");
                 for (request, reply) in retry.into_iter().zip(replies) {
-                    commit_alone(&store, request, reply).await;
+                    appended += commit_alone(&store, request, reply).await;
                 }
             }
         }
+        analyzer.wrote(store.pool(), appended as u64).await;
     }
 }
 
-async fn commit_alone(store: &EventStore, request: AppendRequest, reply: Reply) {
-    let _ = reply.send(store.append_one(request).await);
+/// Commits one request on its own; how many events it appended.
+async fn commit_alone(store: &EventStore, request: AppendRequest, reply: Reply) -> usize {
+    let outcome = store.append_one(request).await;
+    let appended = outcome.as_ref().map_or(0, Vec::len);
+    let _ = reply.send(outcome);
+    appended
 }

@@ -1,5 +1,5 @@
 //! Keeps the query planner's statistics current while tables grow fast from (nearly) empty,
-//! as when a new node's catalogue follower catches up on a long topic.
+//! as when a new node's catalogue follower catches up on a long topic or a catalogue is imported.
 //!
 //! PostgreSQL plans with the statistics the last `ANALYZE` left: on a table analyzed while it
 //! was empty, or never, the plans of multi-row statements (`= ANY($1)`, joins with `UNNEST`)
@@ -29,6 +29,18 @@ impl GrowthAnalyzer {
     /// For the catalogue follower: the catalogue's tables and the event log.
     pub fn catalogue_and_event_log() -> Self {
         Self::new(&["catalogue_models", "catalogue_availability", "event_log"])
+    }
+
+    /// For the append queue: the tables every command writes or reads before it writes.
+    pub fn event_store() -> Self {
+        Self::new(&[
+            "events",
+            "outbox",
+            "stream_heads",
+            "idempotency_keys",
+            "catalogue_models",
+            "catalogue_availability",
+        ])
     }
 
     fn new(tables: &[&str]) -> Self {
