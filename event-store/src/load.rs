@@ -120,10 +120,21 @@ impl EventStore {
     /// Models `region` still serves although the catalogue says they are retired: each needs a
     /// withdrawal event of that region.
     pub async fn served_but_retired(&self, region: &RegionId) -> Result<Vec<ModelId>, StoreError> {
-        catalogue::served_but_retired(&self.pool, region)
-            .await?
-            .iter()
-            .map(|id| ModelId::parse(id).map_err(|e| StoreError::Invalid(e.to_string())))
-            .collect()
+        parse_models(catalogue::served_but_retired(&self.pool, region).await?)
     }
+
+    /// [`Self::served_but_retired`] among `models` only.
+    pub async fn served_but_retired_among(
+        &self,
+        region: &RegionId,
+        models: &[String],
+    ) -> Result<Vec<ModelId>, StoreError> {
+        parse_models(catalogue::served_but_retired_among(&self.pool, region, models).await?)
+    }
+}
+
+fn parse_models(ids: Vec<String>) -> Result<Vec<ModelId>, StoreError> {
+    ids.iter()
+        .map(|id| ModelId::parse(id).map_err(|e| StoreError::Invalid(e.to_string())))
+        .collect()
 }

@@ -20,11 +20,11 @@ use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tracing::{Instrument, info_span, warn};
 
 use crate::batch;
 use crate::claims::{PartitionClaims, PartitionKey};
+use crate::retired::RetiredModels;
 use crate::source::{
     Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
 };
@@ -64,13 +64,13 @@ const CLAIMS_REVIEW: Duration = Duration::from_secs(1);
 /// How long a batch waits for one more message.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
 
-/// Follows the topics until `shutdown`; `retirements` is notified after a batch that retired a
-/// model, so the withdrawal worker can act at once; `feed` hears of every event once it is
+/// Follows the topics until `shutdown`; `retirements` hears of the models a batch retired, so
+/// the withdrawal worker can act at once; `feed` hears of every event once it is
 /// durable in the catalogue.
 pub async fn follow_catalogue(
     config: FollowerConfig,
     pool: PgPool,
-    retirements: Arc<Notify>,
+    retirements: Arc<RetiredModels>,
     feed: ChangeFeed,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FollowerError> {
@@ -116,12 +116,12 @@ pub async fn follow_catalogue(
             .await
         {
             Ok(Applied { applied, stopped }) => {
-                if applied
-                    .iter()
-                    .any(|e| matches!(e.event, EventPayload::ModelRetired))
-                {
-                    retirements.notify_one();
-                }
+                retirements.add(
+                    applied
+                        .iter()
+                        .filter(|e| matches!(e.event, EventPayload::ModelRetired))
+                        .map(|e| e.model_id.as_str()),
+                );
                 analyzer.wrote(&pool, applied.len() as u64).await;
                 announce(&pool, &feed, &applied).await;
                 if let Some(undecodable) = stopped {

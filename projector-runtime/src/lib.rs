@@ -9,5 +9,6 @@ pub mod claims;
 pub mod exchange;
 pub mod known_states;
 pub mod partition_projector;
+pub mod retired;
 pub mod source;
 pub mod undecodable;

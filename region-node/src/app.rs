@@ -13,11 +13,11 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use outbox_relay::RelayConfig;
 use projector::ChangeFeed;
 use projector::Projection;
+use projector_runtime::retired::RetiredModels;
 use query_api::history::index::{BlockPolicy, run_indexer};
 use query_api::{HistoryGate, QueryState, StreamHub, TaskHealth};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -196,7 +196,7 @@ impl Application {
             ("stream hub", Ok(()))
         });
         let (index_pool, index_feed) = (self.pool.clone(), self.feed.clone());
-        let retirements = Arc::new(Notify::new());
+        let retirements = Arc::new(RetiredModels::default());
         let streaming = streams::run(
             self.streams,
             self.pool,

@@ -17,8 +17,8 @@ use projector_runtime::exchange::{
 };
 use projector_runtime::known_states;
 use projector_runtime::partition_projector::{ProjectorConfig, run_projector};
+use projector_runtime::retired::RetiredModels;
 use sqlx::PgPool;
-use tokio::sync::Notify;
 
 use crate::config::Settings;
 use crate::supervisor::{Recovery, Supervisor};
@@ -127,7 +127,7 @@ pub async fn run(
     plan: StreamsPlan,
     pool: PgPool,
     projection: Projection,
-    retirements: Arc<Notify>,
+    retirements: Arc<RetiredModels>,
     feed: ChangeFeed,
     supervisor: Supervisor,
 ) -> anyhow::Result<()> {

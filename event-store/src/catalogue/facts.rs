@@ -45,6 +45,24 @@ pub async fn served_but_retired<'e>(
     .await
 }
 
+/// Of `models`, those `region` still serves although the catalogue says they are retired.
+pub async fn served_but_retired_among<'e>(
+    db: impl PgExecutor<'e>,
+    region: &RegionId,
+    models: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT a.model_id FROM catalogue_availability a
+           JOIN catalogue_models m USING (model_id)
+          WHERE a.region = $1 AND a.model_id = ANY($2) AND a.served AND m.lifecycle = 'retired'
+          ORDER BY a.model_id",
+    )
+    .bind(region.as_str())
+    .bind(models)
+    .fetch_all(db)
+    .await
+}
+
 /// The version (last stream sequence applied) of a stream's catalogue row, if it has one.
 pub async fn stream_version<'e>(
     db: impl PgExecutor<'e>,

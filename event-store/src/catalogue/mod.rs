@@ -11,7 +11,9 @@ mod tally;
 
 pub use apply::apply_to_catalogue;
 pub use apply_batch::apply_batch_to_catalogue;
-pub use facts::{home_region, lifecycle, names, served_but_retired, stream_version};
+pub use facts::{
+    home_region, lifecycle, names, served_but_retired, served_but_retired_among, stream_version,
+};
 pub use offsets::{TopicOffsets, load_offsets, save_offsets};
 pub use rows::{AvailabilityChange, CatalogueRow, ModelFilter, availability_of, get, list};
 pub use tally::{ModelTally, served_tally, tally_models};
