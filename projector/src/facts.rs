@@ -250,31 +250,56 @@ impl PartitionFacts {
     }
 
     /// Like [`Self::update_model`] for the availability stream of `model` in `region`
-    /// (current facts: the default if not seen).
+    /// (current facts: the default if not seen). One search for a model already known; the
+    /// region is interned only when facts are stored.
     pub(crate) fn update_availability<T, E>(
         &mut self,
         region: &RegionId,
         model: &ModelId,
         decide: impl FnOnce(AvailabilityFacts) -> Result<(AvailabilityFacts, T), E>,
     ) -> Result<T, E> {
-        let found = self.regions.find(region);
-        let current = found
-            .and_then(|region| {
-                let streams = self.by_model.get(model.as_str())?;
+        let known_region = self.regions.find(region);
+        let packed =
+            |regions: &mut Interned<RegionId>, next: AvailabilityFacts| PackedAvailability {
+                sequence: next.sequence,
+                region: known_region.unwrap_or_else(|| regions.index_of(region)),
+                served: next.served,
+            };
+        if let Some(streams) = self.by_model.get_mut(model.as_str()) {
+            let slot = known_region.and_then(|known| {
                 streams
                     .availability
-                    .as_slice()
-                    .iter()
-                    .find(|a| a.region == region)
-                    .copied()
-            })
-            .map(|a| AvailabilityFacts {
-                served: a.served,
-                sequence: a.sequence,
-            })
-            .unwrap_or_default();
-        let (next, decided) = decide(current)?;
-        self.set_availability(region, model, next);
+                    .as_mut_slice()
+                    .iter_mut()
+                    .find(|a| a.region == known)
+            });
+            let current = slot
+                .as_deref()
+                .map_or_else(AvailabilityFacts::default, |a| AvailabilityFacts {
+                    served: a.served,
+                    sequence: a.sequence,
+                });
+            let (next, decided) = decide(current)?;
+            let next = packed(&mut self.regions, next);
+            match slot {
+                Some(slot) => *slot = next,
+                None => {
+                    streams.availability.push(next);
+                    self.availability += 1;
+                }
+            }
+            return Ok(decided);
+        }
+        let (next, decided) = decide(AvailabilityFacts::default())?;
+        let next = packed(&mut self.regions, next);
+        self.by_model.insert(
+            model.as_str().into(),
+            Streams {
+                model: None,
+                availability: Availability::One(next),
+            },
+        );
+        self.availability += 1;
         Ok(decided)
     }
 
