@@ -1,6 +1,8 @@
-//! Wake-ups from `NOTIFY outbox`: a background task owns the `PgListener` and turns
-//! notifications into a coalescing `Notify` permit, so the relay loop never cancels a read
+//! Wake-ups from a `NOTIFY` channel: a background task owns the `PgListener` and turns
+//! notifications into a coalescing `Notify` permit, so the waiting loop never cancels a read
 //! half-way. Notifications lost while disconnected are covered by the loop's poll interval.
+//! The relay listens to [`OUTBOX_CHANNEL`] (rows appended), the projectors of the region to
+//! [`RELAYED_CHANNEL`] (rows on the topic).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,24 +13,29 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-pub(crate) const CHANNEL: &str = "outbox";
+/// Notified by every append that wrote outbox rows.
+pub const OUTBOX_CHANNEL: &str = "outbox";
+/// Notified by the relay each time rows it delivered to Kafka are marked published: the
+/// region's records are on the topic.
+pub const RELAYED_CHANNEL: &str = "relayed";
 
 /// Handle on the listener task; the task stops when this is dropped.
 #[derive(Debug)]
-pub(crate) struct Wakeups {
+pub struct Wakeups {
     notify: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
 impl Wakeups {
-    pub(crate) fn spawn(pool: PgPool, retry: Duration) -> Self {
+    /// Listens to `channel` until dropped, reconnecting every `retry` after a failure.
+    pub fn spawn(pool: PgPool, channel: &'static str, retry: Duration) -> Self {
         let notify = Arc::new(Notify::new());
-        let task = tokio::spawn(listen(pool, Arc::clone(&notify), retry));
+        let task = tokio::spawn(listen(pool, channel, Arc::clone(&notify), retry));
         Self { notify, task }
     }
 
     /// Resolves at the next notification (immediately if one came since the last call).
-    pub(crate) async fn notified(&self) {
+    pub async fn notified(&self) {
         self.notify.notified().await;
     }
 }
@@ -39,9 +46,9 @@ impl Drop for Wakeups {
     }
 }
 
-async fn listen(pool: PgPool, notify: Arc<Notify>, retry: Duration) {
+async fn listen(pool: PgPool, channel: &'static str, notify: Arc<Notify>, retry: Duration) {
     loop {
-        match subscribe(&pool).await {
+        match subscribe(&pool, channel).await {
             Ok(mut listener) => {
                 // Rows committed while we were not listening would otherwise wait for the poll.
                 notify.notify_one();
@@ -50,21 +57,21 @@ async fn listen(pool: PgPool, notify: Arc<Notify>, retry: Duration) {
                         Ok(_) => notify.notify_one(),
                         Err(sqlx::Error::PoolClosed) => return,
                         Err(error) => {
-                            warn!(%error, "outbox listener lost its connection");
+                            warn!(%error, channel, "listener lost its connection");
                             break;
                         }
                     }
                 }
             }
             Err(sqlx::Error::PoolClosed) => return,
-            Err(error) => debug!(%error, "outbox listener cannot connect yet"),
+            Err(error) => debug!(%error, channel, "listener cannot connect yet"),
         }
         tokio::time::sleep(retry).await;
     }
 }
 
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+async fn subscribe(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen(channel).await?;
     Ok(listener)
 }

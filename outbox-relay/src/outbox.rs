@@ -22,19 +22,23 @@ pub async fn fetch_unpublished(pool: &PgPool, limit: u32) -> Result<Vec<OutboxRo
     .await
 }
 
-/// Marks rows published; returns how many were still unpublished.
+/// Marks rows published; returns how many were still unpublished. Notifies
+/// [`RELAYED_CHANNEL`](crate::RELAYED_CHANNEL) in the same statement: the rows are on their
+/// topic, and the region's idle projectors start reading again.
 pub async fn mark_published(pool: &PgPool, positions: &[i64]) -> Result<u64, sqlx::Error> {
     if positions.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(
-        "UPDATE outbox SET published_at = now() \
-         WHERE position = ANY($1) AND published_at IS NULL",
+    let done: i64 = sqlx::query_scalar(
+        "WITH done AS (UPDATE outbox SET published_at = now() \
+                        WHERE position = ANY($1) AND published_at IS NULL RETURNING 1) \
+         SELECT (SELECT count(*) FROM done), pg_notify($2, '')",
     )
     .bind(positions)
-    .execute(pool)
+    .bind(crate::RELAYED_CHANNEL)
+    .fetch_one(pool)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(done).unwrap_or(0))
 }
 
 /// Number of unpublished rows (served by the partial index `outbox_unpublished`).

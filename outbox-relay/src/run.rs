@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 use crate::leadership::Leadership;
-use crate::listener::Wakeups;
+use crate::listener::{OUTBOX_CHANNEL, Wakeups};
 use crate::outbox::pending_rows;
 use crate::producer::Publisher;
 use crate::publish::relay_once;
@@ -38,7 +38,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RelayError> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let wakeups = Wakeups::spawn(pool.clone(), config.max_backoff);
+    let wakeups = Wakeups::spawn(pool.clone(), OUTBOX_CHANNEL, config.max_backoff);
     loop {
         let mut leadership = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),

@@ -5,13 +5,17 @@
 //! The node's processes share the partitions out through advisory locks in the node's
 //! database ([`claims`](crate::claims)); each partition is read from the offset the catalogue
 //! recorded with the last batch it applied.
+//!
+//! A follower that read nothing for a while stops fetching ([`doze`](crate::doze)); the actor
+//! states the node merges wake it: a watermark beyond the offset it reached on that region's
+//! partition means the partition has records it has not read.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domain::{EventEnvelope, EventPayload};
+use domain::{EventEnvelope, EventPayload, RegionId};
 use event_store::GrowthAnalyzer;
 use event_store::catalogue::{self, TopicOffsets, apply_batch_to_catalogue};
 use event_store::event_log::{self, LoggedEvent};
@@ -24,12 +28,14 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::batch;
 use crate::claims::{PartitionClaims, PartitionKey};
+use crate::doze::{Doze, IdlePolicy, WakeCause};
 use crate::retired::RetiredModels;
 use crate::source::{
     Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
 };
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
-use projector::{ChangeFeed, ChangeNotice};
+use projector::{ActorId, ChangeFeed, ChangeNotice, Projection};
+use tokio::sync::broadcast::error::RecvError;
 
 /// How the follower connects and whom it tells about retirements.
 #[derive(Debug, Clone)]
@@ -38,14 +44,16 @@ pub struct FollowerConfig {
     /// Names the node's followers in their partition claims and on the broker: one name per
     /// node, so every node sees every event.
     pub group: String,
-    /// Every region's events topic.
-    pub topics: Vec<String>,
+    /// Every region's events topic, after its region.
+    pub region_topics: Vec<(RegionId, String)>,
     /// Messages folded per database transaction, at most.
     pub batch_size: usize,
     /// What to do with a record that is not an event this build can read.
     pub undecodable: UndecodablePolicy,
     /// Where `dead-letter` copies such records.
     pub dead_letter_topic: String,
+    /// When a follower with nothing to read stops fetching.
+    pub idle: IdlePolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +74,11 @@ const BATCH_LINGER: Duration = Duration::from_millis(2);
 
 /// Follows the topics until `shutdown`; `retirements` hears of the models a batch retired, so
 /// the withdrawal worker can act at once; `feed` hears of every event once it is
-/// durable in the catalogue.
+/// durable in the catalogue; `projection`'s merged states wake it when it idles.
 pub async fn follow_catalogue(
     config: FollowerConfig,
     pool: PgPool,
+    projection: Projection,
     retirements: Arc<RetiredModels>,
     feed: ChangeFeed,
     shutdown: impl Future<Output = ()>,
@@ -79,11 +88,18 @@ pub async fn follow_catalogue(
         reader_config(&config.kafka, &config.group)
             .create_with_context(ReaderStats::new("catalogue_consumer_lag"))?,
     );
+    let topics = config
+        .region_topics
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
     let mut claims = Claimed {
         claims: PartitionClaims::new(pool.clone(), config.group.clone()),
-        partitions: TopicPartitions::new(config.topics.clone()),
+        partitions: TopicPartitions::new(topics),
         last_review: None,
     };
+    let mut doze = Doze::new("catalogue", config.idle);
+    let mut heard = projection.subscribe();
     let undecodable = Undecodable::new(
         config.undecodable,
         &config.kafka,
@@ -94,13 +110,31 @@ pub async fn follow_catalogue(
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         if claims.review_due() {
-            claims.review(&consumer, &pool, &mut next_offsets).await?;
+            claims
+                .review(&consumer, &pool, &mut next_offsets, &mut doze)
+                .await?;
         }
+        if doze.should_look() {
+            doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Look)?;
+        } else if doze.should_sleep() {
+            doze.sleep(&consumer)?;
+            // What was announced while it read is behind it.
+            heard = heard.resubscribe();
+        }
+        let asleep = doze.is_asleep();
         let first = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
             received = consumer.recv() => received,
-            () = tokio::time::sleep(CLAIMS_REVIEW) => continue,
+            changed = heard.recv(), if asleep => {
+                let lagged = matches!(changed, Err(RecvError::Lagged(_)));
+                if lagged || behind(&projection, &config.region_topics, &next_offsets).await {
+                    doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Told)?;
+                }
+                continue;
+            }
+            () = tokio::time::sleep(CLAIMS_REVIEW.min(doze.next_decision())) => continue,
         };
+        doze.stir();
         let first = match first {
             Ok(message) => message,
             Err(error) => {
@@ -162,6 +196,7 @@ impl Claimed {
         consumer: &Arc<Reader>,
         pool: &PgPool,
         next_offsets: &mut TopicOffsets,
+        doze: &mut Doze,
     ) -> Result<(), FollowerError> {
         self.last_review = Some(Instant::now());
         self.partitions.refresh(consumer).await;
@@ -190,9 +225,43 @@ impl Claimed {
                 (key, next)
             })
             .collect();
-        start_reading(consumer, &starts)?;
+        if doze.is_asleep() {
+            // Every partition it holds, the new ones included.
+            doze.wake(consumer, &read_from(next_offsets), WakeCause::Assignment)?;
+        } else {
+            start_reading(consumer, &starts)?;
+            doze.stir();
+        }
         Ok(())
     }
+}
+
+/// Where each partition the follower holds is read from.
+fn read_from(next_offsets: &TopicOffsets) -> Vec<(PartitionKey, i64)> {
+    next_offsets
+        .iter()
+        .map(|(key, next)| (key.clone(), *next))
+        .collect()
+}
+
+/// True if a merged actor state has folded one of the follower's partitions beyond the offset
+/// the follower reached there: the partition holds records it has not read.
+async fn behind(
+    projection: &Projection,
+    region_topics: &[(RegionId, String)],
+    next_offsets: &TopicOffsets,
+) -> bool {
+    for ((topic, partition), next) in next_offsets {
+        let Some((region, _)) = region_topics.iter().find(|(_, t)| t == topic) else {
+            continue;
+        };
+        let actor = ActorId::new(region.clone(), *partition);
+        let folded = projection.watermark(&actor).await.and_then(|w| w.offset);
+        if folded.is_some_and(|offset| offset >= *next) {
+            return true;
+        }
+    }
+    false
 }
 
 /// What a batch did.

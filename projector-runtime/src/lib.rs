@@ -6,6 +6,7 @@ mod batch;
 pub mod catalogue_follower;
 pub mod checkpoint;
 pub mod claims;
+pub mod doze;
 pub mod exchange;
 pub mod known_states;
 pub mod partition_projector;

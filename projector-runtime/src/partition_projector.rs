@@ -13,6 +13,10 @@
 //! crash (this process or the partition's next owner, from the last checkpoint) reaches the
 //! same state, dot for dot, and merging it again changes nothing. Waiting for the commit would
 //! only add its interval to every change's way to the other regions.
+//!
+//! Once caught up, a projector that got no record for a while stops fetching
+//! ([`doze`](crate::doze)) and starts again when the region's relay says it published
+//! (`NOTIFY relayed`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
@@ -23,17 +27,20 @@ use domain::{EventEnvelope, RegionId};
 use kafka_client::KafkaClient;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::claims::{PartitionClaims, PartitionKey};
+use crate::doze::{Doze, IdlePolicy, WakeCause};
 use crate::exchange::StatePublisher;
 use crate::source::{
     Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
 };
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
+use outbox_relay::{RELAYED_CHANNEL, Wakeups};
 use projector::Projection;
 use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, SkipReason};
 
@@ -55,6 +62,8 @@ pub struct ProjectorConfig {
     pub undecodable: UndecodablePolicy,
     /// Where `dead-letter` copies such records.
     pub dead_letter_topic: String,
+    /// When a caught-up projector with nothing to read stops fetching.
+    pub idle: IdlePolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +100,7 @@ struct Projector {
     /// Partitions folded since their state was last published.
     unpublished: BTreeSet<i32>,
     last_publish: Instant,
+    doze: Doze,
 }
 
 /// Under a steady stream of records (never a moment with none at hand), states are still
@@ -101,6 +111,9 @@ const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(10);
 const CATCH_UP_COMMIT_FACTOR: usize = 100;
 /// ...or this long.
 const CATCH_UP_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How soon the listener for the relay's notifications tries again after losing PostgreSQL.
+const LISTENER_RETRY: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown`, then commits what it folded.
 pub async fn run_projector(
@@ -123,6 +136,8 @@ pub async fn run_projector(
     info!(topic = %config.events_topic, group = %config.group, "projector started");
     let claims = PartitionClaims::new(pool.clone(), config.group.clone());
     let partitions = TopicPartitions::new(vec![config.events_topic.clone()]);
+    let relayed = Wakeups::spawn(pool.clone(), RELAYED_CHANNEL, LISTENER_RETRY);
+    let doze = Doze::new("projector", config.idle);
     let mut projector = Projector {
         config,
         pool,
@@ -137,6 +152,7 @@ pub async fn run_projector(
         last_heartbeat: Instant::now(),
         unpublished: BTreeSet::new(),
         last_publish: Instant::now(),
+        doze,
     };
     let mut shutdown = std::pin::pin!(shutdown);
     projector.heartbeat(&consumer).await?;
@@ -144,17 +160,27 @@ pub async fn run_projector(
         // With states to publish, only take a record already at hand; none means the burst
         // is folded: publish now.
         let wait = if projector.unpublished.is_empty() {
-            projector.time_to_commit()
+            projector
+                .time_to_commit()
+                .min(projector.doze.next_decision())
         } else {
             Duration::ZERO
         };
+        let asleep = projector.doze.is_asleep();
         let received = tokio::select! {
             biased;
             () = shutdown.as_mut() => break,
+            () = relayed.notified(), if asleep => {
+                projector.wake(&consumer, WakeCause::Told)?;
+                continue;
+            }
             received = tokio::time::timeout(wait, consumer.recv()) => received,
         };
         match received {
-            Ok(Ok(message)) => projector.fold(&message).await?,
+            Ok(Ok(message)) => {
+                projector.doze.stir();
+                projector.fold(&message).await?;
+            }
             Ok(Err(error)) => {
                 warn!(%error, "projector: consumer error");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -170,6 +196,7 @@ pub async fn run_projector(
         if projector.last_heartbeat.elapsed() >= projector.config.heartbeat {
             projector.heartbeat(&consumer).await?;
         }
+        projector.idle(&consumer)?;
     }
     projector.commit_with_retry().await;
     info!("projector stopped");
@@ -177,6 +204,33 @@ pub async fn run_projector(
 }
 
 impl Projector {
+    /// Stops fetching once caught up, with everything folded committed and published, and
+    /// nothing read for the idle policy's time; looks again when that policy says so.
+    fn idle(&mut self, consumer: &Reader) -> KafkaResult<()> {
+        if self.doze.should_look() {
+            return self.wake(consumer, WakeCause::Look);
+        }
+        if self.doze.should_sleep()
+            && self.projection.is_caught_up()
+            && self.uncommitted == 0
+            && self.unpublished.is_empty()
+        {
+            return self.doze.sleep(consumer);
+        }
+        Ok(())
+    }
+
+    /// Reads every owned partition again, from the offset after the last one folded.
+    fn wake(&mut self, consumer: &Reader, cause: WakeCause) -> KafkaResult<()> {
+        let topic = &self.config.events_topic;
+        let starts: Vec<(PartitionKey, i64)> = self
+            .owned
+            .iter()
+            .map(|(partition, owned)| ((topic.clone(), *partition), owned.next_offset))
+            .collect();
+        self.doze.wake(consumer, &starts, cause)
+    }
+
     async fn fold(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ProjectorError> {
         let partition = message.partition();
         // A record of a partition handed over a moment ago: its new owner folds it.
@@ -361,8 +415,17 @@ impl Projector {
             starts.push((key.clone(), owned.next_offset));
             self.owned.insert(key.1, owned);
         }
-        start_reading(consumer, &starts)?;
-        Ok(())
+        if starts.is_empty() {
+            return Ok(());
+        }
+        if self.doze.is_asleep() {
+            // Every owned partition, the new ones included.
+            Ok(self.wake(consumer, WakeCause::Assignment)?)
+        } else {
+            start_reading(consumer, &starts)?;
+            self.doze.stir();
+            Ok(())
+        }
     }
 
     /// Commits until it works: the fold must not run ahead of what is durable for long.

@@ -189,14 +189,21 @@ pub fn start_reading(consumer: &Reader, starts: &[(PartitionKey, i64)]) -> Kafka
     consumer.incremental_assign(&list)
 }
 
-/// Stops reading `keys`; records of them still queued are dropped.
+/// Stops reading `keys`; records of them still queued are dropped. Keys not read (a reader
+/// that [dozes](crate::doze) has unassigned everything) are left out.
 pub fn stop_reading(consumer: &Reader, keys: &[PartitionKey]) -> KafkaResult<()> {
     if keys.is_empty() {
         return Ok(());
     }
+    let assigned = consumer.assignment()?;
     let mut list = TopicPartitionList::new();
     for (topic, partition) in keys {
-        list.add_partition(topic, *partition);
+        if assigned.find_partition(topic, *partition).is_some() {
+            list.add_partition(topic, *partition);
+        }
+    }
+    if list.count() == 0 {
+        return Ok(());
     }
     consumer.incremental_unassign(&list)
 }

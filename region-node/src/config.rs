@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kafka_client::{ClientProperties, KafkaClient};
 use outbox_relay::Provisioning;
+use projector_runtime::doze::IdlePolicy;
 use projector_runtime::undecodable::UndecodablePolicy;
 use serde::{Deserialize, Deserializer};
 
@@ -89,6 +90,12 @@ min_insync_replicas = 0
 fetch_wait_ms = 50
 # The catalogue follower: the change feed (`change` events) and other regions' models.
 catalogue_fetch_wait_ms = 50
+# An idle node does not poll. A caught-up projector or catalogue follower that read nothing
+# for `idle_after_ms` stops fetching until told records arrived: the projector by its region's
+# relay (NOTIFY relayed), the follower by the actor states the node merges. It looks anyway
+# every `idle_look_ms`, in case a wake-up was lost. 0 disables it (readers always fetch).
+idle_after_ms = 1000
+idle_look_ms = 10000
 
 # librdkafka properties applied to every Kafka client the node builds (producers, consumers,
 # admin), over the node's own tunings (session.timeout.ms, fetch.wait.max.ms, ...), e.g.
@@ -250,6 +257,12 @@ pub struct KafkaSettings {
     /// `fetch.wait.max.ms` of the catalogue follower's consumer.
     #[serde(rename = "catalogue_fetch_wait_ms", deserialize_with = "millis")]
     pub catalogue_fetch_wait: Duration,
+    /// A projector or follower that read nothing this long stops fetching (zero: never).
+    #[serde(rename = "idle_after_ms", deserialize_with = "millis")]
+    pub idle_after: Duration,
+    /// ...and looks anyway this often.
+    #[serde(rename = "idle_look_ms", deserialize_with = "millis")]
+    pub idle_look: Duration,
     /// A variable (`sasl_password`) and a file key (`sasl.password`) name the same property;
     /// the variable's wins (it sorts after the dotted name).
     #[serde(default)]
@@ -273,6 +286,14 @@ impl KafkaSettings {
     pub fn catalogue_client(&self) -> KafkaClient {
         self.client()
             .with_tuning("fetch.wait.max.ms", self.catalogue_fetch_wait.as_millis())
+    }
+
+    /// When the projector and the catalogue follower stop fetching.
+    pub fn idle_policy(&self) -> IdlePolicy {
+        IdlePolicy {
+            after: self.idle_after,
+            look_every: self.idle_look,
+        }
     }
 
     /// Whether the node creates missing topics or only checks them.

@@ -117,6 +117,15 @@ fn describe_projection() {
         "catalogue_events_applied_total",
         "Events the catalogue follower applied."
     );
+    describe_gauge!(
+        "reader_asleep",
+        "1 while a reader (projector, catalogue) is idle and fetches nothing, until woken."
+    );
+    describe_counter!(
+        "reader_wakeups_total",
+        "Times an idle reader started fetching again, by reader and cause (told: records \
+         arrived; look: its periodic look; assignment: its partitions changed)."
+    );
     describe_counter!(
         "table_analyzes_total",
         "ANALYZE runs the catalogue follower made as its tables grew (planner statistics kept \

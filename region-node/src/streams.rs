@@ -41,10 +41,13 @@ impl StreamsPlan {
     pub fn new(settings: &Settings, region: &RegionId) -> Self {
         let partitions = settings.kafka.partitions;
         let kafka = settings.kafka.client();
-        let region_topics: Vec<String> = settings
+        let region_topics: Vec<(RegionId, String)> = settings
             .all_regions()
-            .iter()
-            .map(|r| settings.events_topic(r))
+            .into_iter()
+            .map(|r| {
+                let topic = settings.events_topic(&r);
+                (r, topic)
+            })
             .collect();
         let mut topics: Vec<TopicSpec> = settings
             .all_regions()
@@ -78,14 +81,16 @@ impl StreamsPlan {
                 heartbeat: p.heartbeat,
                 undecodable: p.undecodable,
                 dead_letter_topic: settings.dead_letter_topic(),
+                idle: settings.kafka.idle_policy(),
             },
             follower: FollowerConfig {
                 kafka: settings.kafka.catalogue_client(),
                 group: settings.group("catalogue"),
-                topics: region_topics,
+                region_topics: region_topics.clone(),
                 batch_size: 500,
                 undecodable: p.undecodable,
                 dead_letter_topic: settings.dead_letter_topic(),
+                idle: settings.kafka.idle_policy(),
             },
             exchange: ExchangeConfig {
                 kafka: settings.kafka.live_client(),
@@ -94,14 +99,7 @@ impl StreamsPlan {
                 group: format!("{}.{}", settings.group("exchange"), std::process::id()),
                 region: region.clone(),
                 // The deployment's regions are the only ones whose states it takes.
-                region_topics: settings
-                    .all_regions()
-                    .into_iter()
-                    .map(|r| {
-                        let topic = settings.events_topic(&r);
-                        (r, topic)
-                    })
-                    .collect(),
+                region_topics: region_topics.iter().cloned().collect(),
                 partitions,
                 refresh: p.heartbeat,
             },
@@ -203,6 +201,7 @@ pub async fn run(
         let following = follow_catalogue(
             plan.follower.clone(),
             pool.clone(),
+            projection.clone(),
             retirements.clone(),
             feed.clone(),
             stopping.wait(),

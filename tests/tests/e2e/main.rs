@@ -25,6 +25,7 @@ mod group_commit;
 mod history;
 mod history_index;
 mod history_pages;
+mod idle_readers;
 mod imports;
 mod openapi;
 mod ownership;

@@ -1,0 +1,158 @@
+//! Idle readers stop fetching. Nisshi 0.7 has no long poll (docs/BROKER.md, "Polling and idle
+//! CPU"): a consumer waiting for records makes the broker re-read every partition it asked for
+//! several times per fetch wait, so an idle demo kept the broker busy. A reader that got no
+//! record for a while unassigns its partitions (it fetches nothing then) and assigns them again,
+//! at the offsets it tracks itself, when told records arrived: the projector by its region's
+//! relay (`NOTIFY relayed`), the catalogue follower by the actor states the node merges (their
+//! watermarks say how far each partition goes). A wake-up that never comes costs at most
+//! [`IdlePolicy::look_every`]: the reader then looks anyway.
+//!
+//! Unassigning rather than pausing: the reader resumes at the offset it holds, whatever
+//! librdkafka fetched or dropped meanwhile.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaResult;
+
+use crate::claims::PartitionKey;
+use crate::source::{Reader, start_reading};
+
+/// When a reader stops fetching and how often it looks anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdlePolicy {
+    /// No record for this long: the reader stops fetching. Zero: it never does.
+    pub after: Duration,
+    /// A reader that stopped looks this often anyway (a wake-up may be lost: a listener's
+    /// reconnection, records written by another tool).
+    pub look_every: Duration,
+}
+
+impl IdlePolicy {
+    /// Readers fetch all the time (the behaviour before idling existed).
+    pub const NEVER: Self = Self {
+        after: Duration::ZERO,
+        look_every: Duration::ZERO,
+    };
+}
+
+/// How long a reader that looked on its own (no wake-up) fetches before it stops again: a few
+/// fetch waits, enough for the broker to answer what is there.
+const LOOK_FOR: Duration = Duration::from_millis(300);
+
+/// Why a reader started fetching again (the `cause` of `reader_wakeups_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeCause {
+    /// Told that records arrived.
+    Told,
+    /// [`IdlePolicy::look_every`] passed without a wake-up.
+    Look,
+    /// Its partitions changed (claimed or handed over): it reads again to be sure.
+    Assignment,
+}
+
+impl WakeCause {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Told => "told",
+            Self::Look => "look",
+            Self::Assignment => "assignment",
+        }
+    }
+}
+
+/// One reader's idling: awake (fetching) until it has been idle for the policy's `after`, then
+/// asleep (nothing assigned) until woken.
+#[derive(Debug)]
+pub struct Doze {
+    reader: &'static str,
+    policy: IdlePolicy,
+    /// Awake: it may fall asleep at this instant (pushed on by every record).
+    awake_until: Instant,
+    /// Asleep since then.
+    asleep_since: Option<Instant>,
+}
+
+impl Doze {
+    /// `reader` labels its metrics (`projector`, `catalogue`).
+    pub fn new(reader: &'static str, policy: IdlePolicy) -> Self {
+        metrics::gauge!("reader_asleep", "reader" => reader).set(0.0);
+        Self {
+            reader,
+            policy,
+            awake_until: Instant::now() + policy.after,
+            asleep_since: None,
+        }
+    }
+
+    pub fn is_asleep(&self) -> bool {
+        self.asleep_since.is_some()
+    }
+
+    /// A record came: stay awake for the policy's `after` from now.
+    pub fn stir(&mut self) {
+        self.awake_until = Instant::now() + self.policy.after;
+    }
+
+    /// Awake and idle long enough to stop fetching (never, with idling off).
+    pub fn should_sleep(&self) -> bool {
+        self.asleep_since.is_none()
+            && !self.policy.after.is_zero()
+            && Instant::now() >= self.awake_until
+    }
+
+    /// Asleep for [`IdlePolicy::look_every`]: time to look anyway.
+    pub fn should_look(&self) -> bool {
+        self.asleep_since
+            .is_some_and(|since| since.elapsed() >= self.policy.look_every)
+    }
+
+    /// How long the owner may wait before asking [`Doze::should_sleep`] or
+    /// [`Doze::should_look`] again.
+    pub fn next_decision(&self) -> Duration {
+        match self.asleep_since {
+            Some(since) => self.policy.look_every.saturating_sub(since.elapsed()),
+            None if self.policy.after.is_zero() => Duration::from_secs(3600),
+            None => self.awake_until.saturating_duration_since(Instant::now()),
+        }
+    }
+
+    /// Stops fetching: unassigns every partition the consumer reads.
+    pub fn sleep(&mut self, consumer: &Reader) -> KafkaResult<()> {
+        if self.asleep_since.is_some() {
+            return Ok(());
+        }
+        let assigned = consumer.assignment()?;
+        if assigned.count() > 0 {
+            consumer.incremental_unassign(&assigned)?;
+        }
+        self.asleep_since = Some(Instant::now());
+        metrics::gauge!("reader_asleep", "reader" => self.reader).set(1.0);
+        Ok(())
+    }
+
+    /// Fetches again, each partition of `starts` from its offset (the reader's own position:
+    /// nothing librdkafka fetched before it slept is trusted). Awake afterwards for the
+    /// policy's `after`, or briefly if it only looks.
+    pub fn wake(
+        &mut self,
+        consumer: &Reader,
+        starts: &[(PartitionKey, i64)],
+        cause: WakeCause,
+    ) -> KafkaResult<()> {
+        if self.asleep_since.is_none() {
+            return Ok(());
+        }
+        start_reading(consumer, starts)?;
+        self.asleep_since = None;
+        self.awake_until = Instant::now()
+            + match cause {
+                WakeCause::Look => LOOK_FOR.min(self.policy.after),
+                WakeCause::Told | WakeCause::Assignment => self.policy.after,
+            };
+        metrics::gauge!("reader_asleep", "reader" => self.reader).set(0.0);
+        metrics::counter!("reader_wakeups_total", "reader" => self.reader, "cause" => cause.label())
+            .increment(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! An idle node does not poll the broker: its projector and catalogue follower stop fetching
+//! once they read nothing for `idle_after_ms`, and a command still reaches every node, each
+//! reader woken by what it is told (the region's relay for the projector, the merged actor
+//! states for the follower), not by its own periodic look, which these nodes never reach.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::cluster::{Cluster, ClusterOptions};
+use crate::support::ownership::id_owned_by;
+use crate::support::{EU, US, wait_until};
+
+/// Longer than the test: a reader that fetched again did so because it was told.
+const LOOK_MS: u64 = 3_600_000;
+
+fn options() -> ClusterOptions {
+    ClusterOptions {
+        env: vec![
+            ("AIGO_KAFKA__IDLE_AFTER_MS".to_owned(), "300".to_owned()),
+            ("AIGO_KAFKA__IDLE_LOOK_MS".to_owned(), LOOK_MS.to_string()),
+        ],
+        ..ClusterOptions::default()
+    }
+}
+
+/// The value of metric `name` with all of `labels` on `region`'s `/metrics` (0 when absent).
+async fn metric(cluster: &Cluster, region: &str, name: &str, labels: &[&str]) -> f64 {
+    let text = cluster.get(region, "/metrics", &[]).await.body;
+    let text = text.as_str().unwrap_or_default().to_owned();
+    text.lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn wait_asleep(cluster: &Cluster, region: &str) {
+    for reader in ["projector", "catalogue"] {
+        let label = format!("reader=\"{reader}\"");
+        wait_until(&format!("{region}: the {reader} idles"), || async {
+            match metric(cluster, region, "aigo_reader_asleep", &[&label]).await {
+                1.0 => Ok(()),
+                other => Err(format!("aigo_reader_asleep{{{label}}} = {other}")),
+            }
+        })
+        .await;
+    }
+}
+
+async fn told(cluster: &Cluster, region: &str, reader: &str) -> f64 {
+    let reader = format!("reader=\"{reader}\"");
+    metric(
+        cluster,
+        region,
+        "aigo_reader_wakeups_total",
+        &[&reader, "cause=\"told\""],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_readers_stop_fetching_and_are_woken_by_a_command() {
+    let cluster = Cluster::start_with(&[EU, US], options()).await;
+    for region in [EU, US] {
+        wait_asleep(&cluster, region).await;
+    }
+    let (eu_projector, us_catalogue) = (
+        told(&cluster, EU, "projector").await,
+        told(&cluster, US, "catalogue").await,
+    );
+
+    let id = id_owned_by(&[EU, US], EU, "idle/woken");
+    cluster
+        .command(
+            EU,
+            Method::POST,
+            "/v1/models",
+            Some(json!({ "id": id, "provider": "openai", "name": { "en": "Woken" } })),
+        )
+        .await;
+
+    // Counted by the home region's projector, then by the other region through the exchange.
+    for region in [EU, US] {
+        wait_until(&format!("{region} counts the model"), || async {
+            let counts = cluster.counts(region).await?;
+            match counts["total"].as_i64() {
+                Some(1) => Ok(()),
+                _ => Err(format!("counts: {counts}")),
+            }
+        })
+        .await;
+    }
+    // In the other region's catalogue: its follower read the home region's topic.
+    let path = format!("/v1/models/{id}");
+    wait_until("us-east's catalogue has the model", || async {
+        let answer = cluster.get(US, &path, &[]).await;
+        match answer.status {
+            StatusCode::OK => Ok(()),
+            status => Err(format!("{status}: {}", answer.body)),
+        }
+    })
+    .await;
+    assert!(
+        told(&cluster, EU, "projector").await > eu_projector,
+        "eu-west's projector was woken by its relay"
+    );
+    assert!(
+        told(&cluster, US, "catalogue").await > us_catalogue,
+        "us-east's follower was woken by eu-west's actor state"
+    );
+
+    // And they idle again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for region in [EU, US] {
+        wait_asleep(&cluster, region).await;
+    }
+}
