@@ -38,7 +38,7 @@ impl IdlePolicy {
 
 /// How long a reader that looked on its own (no wake-up) fetches before it stops again: a few
 /// fetch waits, enough for the broker to answer what is there.
-const LOOK_FOR: Duration = Duration::from_millis(300);
+const LOOK_FOR: Duration = Duration::from_millis(150);
 
 /// Why a reader started fetching again (the `cause` of `reader_wakeups_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,8 @@ use tracing::{debug, info, warn};
 
 use crate::batch;
 use crate::checkpoint;
+use crate::doze::IdlePolicy;
+use crate::exchange_readers::ExchangeReaders;
 use crate::known_states;
 use projector::Projection;
 use projector::trust::{self, Refusal, TrustRules};
@@ -163,6 +165,10 @@ pub struct ExchangeConfig {
     pub partitions: i32,
     /// How often the region's checkpoints and the recorded epoch are re-read.
     pub refresh: Duration,
+    /// When the short-wait consumer stops (the view has not changed for `idle.after`).
+    pub idle: IdlePolicy,
+    /// The fetch wait of the consumer that always reads ([`crate::exchange_readers`]).
+    pub idle_fetch_wait: Duration,
 }
 
 impl ExchangeConfig {
@@ -188,23 +194,8 @@ pub async fn run_exchange(
     publisher: StatePublisher,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), KafkaError> {
-    // A group id is required by librdkafka even for assign(); nothing is ever committed.
-    let consumer: StreamConsumer = config
-        .kafka
-        .config(&[("fetch.wait.max.ms", "10")])
-        .set("group.id", &config.group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..EXCHANGE_PARTITIONS {
-        // From the end: every live actor republishes its state each heartbeat, so a node hears
-        // every running region within one heartbeat; states of regions that are down come from
-        // the node's own memory (`known_states`). (On Kafka, reading the compacted topic from
-        // offset 0 would recover them too; Nisshi 0.7 does not serve old offsets of this topic
-        // reliably, see docs/BROKER.md.)
-        assignment.add_partition_offset(&config.topic, partition, Offset::End)?;
-    }
-    consumer.assign(&assignment)?;
+    let readers = ExchangeReaders::new(&config)?;
+    let mut changes = projection.subscribe();
     let mut exchange = Exchange {
         rules: config.rules(),
         own: OwnRegion::new(&config, pool, projection.epoch()),
@@ -223,14 +214,21 @@ pub async fn run_exchange(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let received = tokio::select! {
+        let (received, which) = tokio::select! {
             () = shutdown.as_mut() => return Ok(()),
             _ = tick.tick() => {
                 exchange.refresh_own().await;
+                readers.idle();
                 continue;
             }
-            received = consumer.recv() => received,
+            // Any change, this node's own included: the other regions are likely to follow.
+            _ = changes.recv() => {
+                readers.stir();
+                continue;
+            }
+            received = readers.recv() => received,
         };
+        let consumer = readers.consumer(which);
         let first = match received {
             Ok(message) => message,
             Err(error) => {
@@ -239,7 +237,7 @@ pub async fn run_exchange(
                 continue;
             }
         };
-        let batch = batch::fill(&consumer, first, BATCH_MAX, BATCH_LINGER).await;
+        let batch = batch::fill(consumer, first, BATCH_MAX, BATCH_LINGER).await;
         let mut states = Vec::with_capacity(batch.len());
         let mut marks = Vec::new();
         for message in &batch {

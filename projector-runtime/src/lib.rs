@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod claims;
 pub mod doze;
 pub mod exchange;
+mod exchange_readers;
 pub mod known_states;
 pub mod partition_projector;
 pub mod retired;

@@ -102,6 +102,8 @@ impl StreamsPlan {
                 region_topics: region_topics.iter().cloned().collect(),
                 partitions,
                 refresh: p.heartbeat,
+                idle: settings.kafka.idle_policy(),
+                idle_fetch_wait: settings.kafka.idle_fetch_wait,
             },
         }
     }

@@ -1,7 +1,9 @@
 //! An idle node does not poll the broker: its projector and catalogue follower stop fetching
-//! once they read nothing for `idle_after_ms`, and a command still reaches every node, each
-//! reader woken by what it is told (the region's relay for the projector, the merged actor
-//! states for the follower), not by its own periodic look, which these nodes never reach.
+//! once they read nothing for `idle_after_ms`, and so does the state exchange's short-wait
+//! consumer once the counts stop changing; a command still reaches every node, each reader
+//! woken by what it is told (the region's relay for the projector, the merged actor states for
+//! the follower, a changed state read by the long-wait consumer for the exchange), not by its
+//! own periodic look, which these nodes never reach.
 
 use std::time::Duration;
 
@@ -37,7 +39,7 @@ async fn metric(cluster: &Cluster, region: &str, name: &str, labels: &[&str]) ->
 }
 
 async fn wait_asleep(cluster: &Cluster, region: &str) {
-    for reader in ["projector", "catalogue"] {
+    for reader in ["projector", "catalogue", "exchange"] {
         let label = format!("reader=\"{reader}\"");
         wait_until(&format!("{region}: the {reader} idles"), || async {
             match metric(cluster, region, "aigo_reader_asleep", &[&label]).await {
@@ -66,9 +68,10 @@ async fn idle_readers_stop_fetching_and_are_woken_by_a_command() {
     for region in [EU, US] {
         wait_asleep(&cluster, region).await;
     }
-    let (eu_projector, us_catalogue) = (
+    let (eu_projector, us_catalogue, us_exchange) = (
         told(&cluster, EU, "projector").await,
         told(&cluster, US, "catalogue").await,
+        told(&cluster, US, "exchange").await,
     );
 
     let id = id_owned_by(&[EU, US], EU, "idle/woken");
@@ -109,6 +112,10 @@ async fn idle_readers_stop_fetching_and_are_woken_by_a_command() {
     assert!(
         told(&cluster, US, "catalogue").await > us_catalogue,
         "us-east's follower was woken by eu-west's actor state"
+    );
+    assert!(
+        told(&cluster, US, "exchange").await > us_exchange,
+        "us-east's short-wait exchange consumer was woken by the changed state"
     );
 
     // And they idle again.
