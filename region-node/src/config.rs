@@ -99,7 +99,7 @@ idle_look_ms = 10000
 # The state exchange always reads with this fetch wait, and with `fetch_wait_ms` only while
 # the node's merged counts change (for `idle_after_ms` after each change): on Nisshi the first
 # change after a quiet spell reaches the other regions within about half of it.
-idle_fetch_wait_ms = 1000
+idle_fetch_wait_ms = 250
 
 # librdkafka properties applied to every Kafka client the node builds (producers, consumers,
 # admin), over the node's own tunings (session.timeout.ms, fetch.wait.max.ms, ...), e.g.
