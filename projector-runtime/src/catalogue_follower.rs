@@ -118,8 +118,12 @@ pub async fn follow_catalogue(
             doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Look)?;
         } else if doze.should_sleep() {
             doze.sleep(&consumer)?;
-            // What was announced while it read is behind it.
+            // Changes from now on come on a fresh receiver; those announced while it read are
+            // in the watermarks now, including one whose records it had not fetched yet.
             heard = heard.resubscribe();
+            if behind(&projection, &config.region_topics, &next_offsets).await {
+                doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Told)?;
+            }
         }
         let asleep = doze.is_asleep();
         let first = tokio::select! {
