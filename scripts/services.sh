@@ -219,7 +219,20 @@ cmd_up() {
     # Both brokers start in parallel; waiting afterwards overlaps their start-up.
     for name in "${started[@]}"; do
         await_broker "$name"
+        index_broker "$name"
     done
+}
+
+# index_broker NAME: a sqlite broker gets the index its fetches lack (see
+# nisshi-sqlite-index.py: without it reading a topic slows with its square).
+index_broker() {
+    local storage
+    storage="$(broker_storage "$1")"
+    [[ "$storage" == sqlite://* ]] || return 0
+    local python=/usr/bin/python3 # as in kafka_probe: a pyenv shim is 15x slower to start
+    [[ -x "$python" ]] || python=python3
+    "$python" "$AIGO_ROOT/scripts/nisshi-sqlite-index.py" "${storage#sqlite://}" ||
+        fail_with_log "$1" "indexing nisshi-$1's sqlite file failed"
 }
 
 # stop_broker NAME: SIGTERM lets Nisshi shut down cleanly (it allows itself up

@@ -176,10 +176,19 @@ impl PrivateBroker {
         assert!(self.child.is_none(), "broker already running");
         let url = format!("tcp://{}", self.addr);
         let advertised = format!("tcp://{}", self.advertised);
+        // Kept across restarts, and shown when a test fails (see Drop); NISSHI_RUST_LOG=warn
+        // or debug says more.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let rust_log = std::env::var("NISSHI_RUST_LOG").unwrap_or_else(|_| "error".to_owned());
         // sqlite paths resolve against the working directory: run it in its own directory.
         let child = Command::new(nisshi_bin())
             .current_dir(&self.dir)
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", rust_log)
+            .env("NO_COLOR", "1")
             .args(["broker", "--cluster-id", "relay-outage-test"])
             .args([
                 "--listener-url",
@@ -190,8 +199,8 @@ impl PrivateBroker {
             .args(["--storage-engine", &self.storage])
             .args(self.authentication.then_some("--authentication"))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.child = Some(child);
@@ -202,11 +211,58 @@ impl PrivateBroker {
                 .map_err(|e| e.to_string())
         })
         .await;
+        if !self.in_memory() {
+            self.index_headers();
+        }
+    }
+
+    /// The index Nisshi's sqlite schema lacks, as `scripts/services.sh` gives the dev broker:
+    /// without it every fetched record scans every stored header.
+    fn index_headers(&self) {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/nisshi-sqlite-index.py"
+        );
+        let indexed = Command::new("python3")
+            .arg(script)
+            .arg(self.dir.join("nisshi.db"))
+            .output()
+            .expect("running python3");
+        assert!(
+            indexed.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&indexed.stderr)
+        );
+    }
+}
+
+impl PrivateBroker {
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("nisshi.log")
+    }
+
+    /// The last lines of the broker's log, for a failing test's output.
+    fn print_log_tail(&self) {
+        const LINES: usize = 40;
+        let Ok(log) = std::fs::read_to_string(self.log_path()) else {
+            return;
+        };
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines
+            .get(lines.len().saturating_sub(LINES)..)
+            .unwrap_or_default();
+        eprintln!("[broker] last {} lines of its log:", tail.len());
+        for line in tail {
+            eprintln!("[broker] {line}");
+        }
     }
 }
 
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_log_tail();
+        }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
