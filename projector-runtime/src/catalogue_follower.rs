@@ -86,7 +86,7 @@ pub async fn follow_catalogue(
     let mut next_offsets = TopicOffsets::new();
     let consumer: Arc<Reader> = Arc::new(
         reader_config(&config.kafka, &config.group)
-            .create_with_context(ReaderStats::new("catalogue_consumer_lag"))?,
+            .create_with_context(ReaderStats::new("catalogue", "catalogue_consumer_lag"))?,
     );
     let topics = config
         .region_topics

@@ -13,4 +13,5 @@ pub mod known_states;
 pub mod partition_projector;
 pub mod retired;
 pub mod source;
+mod stall_watch;
 pub mod undecodable;

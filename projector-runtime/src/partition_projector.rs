@@ -125,7 +125,7 @@ pub async fn run_projector(
 ) -> Result<(), ProjectorError> {
     let consumer: Arc<Reader> = Arc::new(
         reader_config(&config.kafka, &config.group)
-            .create_with_context(ReaderStats::new("projector_consumer_lag"))?,
+            .create_with_context(ReaderStats::new("projector", "projector_consumer_lag"))?,
     );
     let undecodable = Undecodable::new(
         config.undecodable,

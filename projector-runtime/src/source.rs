@@ -18,6 +18,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tracing::warn;
 
 use crate::claims::PartitionKey;
+use crate::stall_watch::{PartitionReport, StallWatch};
 
 /// Settings of a reader's consumer. `fetch.wait.max.ms` is low because on
 /// Nisshi it bounds end-to-end latency (the node's `kafka.fetch_wait_ms` and
@@ -51,9 +52,12 @@ pub fn reader_config(kafka: &KafkaClient, reader: &str) -> ClientConfig {
 /// partition's high watermark, so a reader can tell when it has caught up.
 #[derive(Debug)]
 pub struct ReaderStats {
+    /// The reader's name in metrics and warnings (projector, catalogue).
+    reader: &'static str,
     lag_metric: &'static str,
     /// Each partition's high watermark, from the latest statistics.
     high_watermarks: Mutex<HashMap<PartitionKey, i64>>,
+    stalls: Mutex<StallWatch>,
 }
 
 /// A consumer whose partitions its owner assigns.
@@ -63,10 +67,12 @@ pub type Reader = StreamConsumer<ReaderStats>;
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ReaderStats {
-    pub fn new(lag_metric: &'static str) -> Self {
+    pub fn new(reader: &'static str, lag_metric: &'static str) -> Self {
         Self {
+            reader,
             lag_metric,
             high_watermarks: Mutex::new(HashMap::new()),
+            stalls: Mutex::new(StallWatch::default()),
         }
     }
 
@@ -98,6 +104,28 @@ impl ClientContext for ReaderStats {
                         .set(stats.consumer_lag as f64);
                 }
             }
+        }
+        let report = statistics.topics.iter().flat_map(|(name, topic)| {
+            topic
+                .partitions
+                .iter()
+                .filter(|(partition, _)| **partition >= 0)
+                .map(|(partition, stats)| {
+                    let report = PartitionReport {
+                        fetch_state: stats.fetch_state.clone(),
+                        next_offset: stats.next_offset,
+                        app_offset: stats.app_offset,
+                        hi_offset: stats.hi_offset,
+                        fetchq_cnt: stats.fetchq_cnt,
+                    };
+                    ((name.clone(), *partition), report)
+                })
+        });
+        if let Ok(mut stalls) = self.stalls.lock() {
+            let stalled = stalls.observe(self.reader, Instant::now(), report);
+            #[expect(clippy::cast_precision_loss, reason = "a gauge")]
+            metrics::gauge!("reader_partitions_stalled", "reader" => self.reader)
+                .set(stalled as f64);
         }
     }
 }

@@ -118,6 +118,15 @@ fn describe_projection() {
         "Events the catalogue follower applied."
     );
     describe_gauge!(
+        "reader_partitions_stalled",
+        "Assigned partitions of a reader (projector, catalogue) with records to deliver that have \
+         not moved for 10 s: librdkafka not fetching them, or the reader not taking them."
+    );
+    describe_counter!(
+        "reader_partition_stalls_total",
+        "Times a partition of a reader was found standing still for 10 s with records to deliver."
+    );
+    describe_gauge!(
         "reader_asleep",
         "1 while a reader (projector, catalogue) is idle and fetches nothing, until woken."
     );
