@@ -78,15 +78,24 @@ ensure_postgres() {
 
 # ---------------------------------------------------------------- Kafka probe
 
+# fast_python: print the python3 to run (empty if none). Debian's starts in ~20 ms;
+# a pyenv shim on PATH takes ~300 ms, which alone would break the "second `up` is
+# instant" goal.
+fast_python() {
+    if [[ -x /usr/bin/python3 ]]; then
+        echo /usr/bin/python3
+    else
+        command -v python3 || true
+    fi
+}
+
 # kafka_probe HOST PORT: send a Kafka ApiVersions v0 request and check the
 # answer, which proves a Kafka-speaking broker (not just any process) holds the
 # port. Prints the number of APIs the broker supports. Needs only python3's
 # standard library; without python3 it falls back to the port check.
 kafka_probe() {
-    # Debian's python3 starts in ~20 ms; a pyenv shim on PATH takes ~300 ms,
-    # which alone would break the "second `up` is instant" goal.
-    local python=/usr/bin/python3
-    [[ -x "$python" ]] || python="$(command -v python3 || true)"
+    local python
+    python="$(fast_python)"
     if [[ -z "$python" ]]; then
         port_open "$1" "$2" && echo "port open (python3 missing: protocol not checked)"
         return
@@ -229,8 +238,9 @@ index_broker() {
     local storage
     storage="$(broker_storage "$1")"
     [[ "$storage" == sqlite://* ]] || return 0
-    local python=/usr/bin/python3 # as in kafka_probe: a pyenv shim is 15x slower to start
-    [[ -x "$python" ]] || python=python3
+    local python
+    python="$(fast_python)"
+    [[ -n "$python" ]] || fail_with_log "$1" "python3 is missing: run scripts/install-deps.sh"
     "$python" "$AIGO_ROOT/scripts/nisshi-sqlite-index.py" "${storage#sqlite://}" ||
         fail_with_log "$1" "indexing nisshi-$1's sqlite file failed"
 }

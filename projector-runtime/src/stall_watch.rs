@@ -17,7 +17,8 @@ const STALL_AFTER: Duration = Duration::from_secs(10);
 /// One partition as a statistics report shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionReport {
-    /// librdkafka's fetch state: none (not assigned), offset-query, offset-wait, active, ...
+    /// librdkafka's fetch state: none, stopping or stopped (not assigned), offset-query,
+    /// offset-wait, active, ...
     pub fetch_state: String,
     /// The next offset librdkafka will fetch (negative: not known yet).
     pub next_offset: i64,
@@ -37,6 +38,10 @@ impl PartitionReport {
         } else {
             self.next_offset
         }
+    }
+
+    fn is_assigned(&self) -> bool {
+        !matches!(self.fetch_state.as_str(), "none" | "stopping" | "stopped")
     }
 
     /// The broker holds records this partition has not delivered yet.
@@ -69,8 +74,9 @@ impl StallWatch {
     ) -> usize {
         let mut seen = HashMap::new();
         for (key, partition) in report {
-            // Not assigned (a dozing reader unassigns everything): nothing is owed.
-            if partition.fetch_state == "none" {
+            // Not assigned (a dozing reader unassigns everything; librdkafka reports such a
+            // partition as stopping, stopped or none): nothing is owed.
+            if !partition.is_assigned() {
                 continue;
             }
             let position = (partition.next_offset, partition.app_offset);
@@ -159,10 +165,14 @@ mod tests {
         watch.observe("r", start, caught_up());
         assert_eq!(watch.observe("r", later, caught_up()), 0);
 
-        let mut watch = StallWatch::default();
-        let unassigned = || [(key(), report("none", -1001, 40, 95))];
-        watch.observe("r", start, unassigned());
-        assert_eq!(watch.observe("r", later, unassigned()), 0);
+        // librdkafka keeps an unassigned partition in its statistics as stopping, stopped or
+        // none: a dozing reader's partitions, records arriving meanwhile, owe nothing.
+        for state in ["none", "stopping", "stopped"] {
+            let mut watch = StallWatch::default();
+            let unassigned = || [(key(), report(state, -1001, 40, 95))];
+            watch.observe("r", start, unassigned());
+            assert_eq!(watch.observe("r", later, unassigned()), 0, "{state}");
+        }
 
         let mut watch = StallWatch::default();
         for second in 0..60 {

@@ -234,9 +234,7 @@ impl PrivateBroker {
             String::from_utf8_lossy(&indexed.stderr)
         );
     }
-}
 
-impl PrivateBroker {
     fn log_path(&self) -> PathBuf {
         self.dir.join("nisshi.log")
     }
