@@ -40,6 +40,13 @@ impl IdlePolicy {
 /// fetch waits, enough for the broker to answer what is there.
 const LOOK_FOR: Duration = Duration::from_millis(150);
 
+/// How long a reader told of records waits for them before it may sleep again. A tip can be
+/// wrong (a listener's reconnection wakes the projector to be safe; a region's relay tells
+/// every process of the region, each of which owns only some partitions), so the wait is
+/// bounded; it outlasts any fetch a working broker answers (Nisshi's sqlite engine took about
+/// a second under the soak's load).
+const TOLD_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Why a reader started fetching again (the `cause` of `reader_wakeups_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WakeCause {
@@ -71,6 +78,12 @@ pub struct Doze {
     awake_until: Instant,
     /// Asleep since then.
     asleep_since: Option<Instant>,
+    /// Woken because records are waiting, and none came yet: it stays awake until one does
+    /// (for at most [`TOLD_PATIENCE`]). Sleeping unassigns, which makes librdkafka drop
+    /// the answer of the fetch in flight; on a broker slower to answer than `after`, a reader
+    /// put back to sleep and woken again each time never received a record (docs/RELIABILITY.md,
+    /// "The durable broker's stall").
+    expecting_since: Option<Instant>,
 }
 
 impl Doze {
@@ -82,6 +95,7 @@ impl Doze {
             policy,
             awake_until: Instant::now() + policy.after,
             asleep_since: None,
+            expecting_since: None,
         }
     }
 
@@ -92,13 +106,23 @@ impl Doze {
     /// A record came: stay awake for the policy's `after` from now.
     pub fn stir(&mut self) {
         self.awake_until = Instant::now() + self.policy.after;
+        self.expecting_since = None;
     }
 
-    /// Awake and idle long enough to stop fetching (never, with idling off).
+    /// Awake and idle long enough to stop fetching (never, with idling off; not while records
+    /// it was told of have not come yet).
     pub fn should_sleep(&self) -> bool {
         self.asleep_since.is_none()
             && !self.policy.after.is_zero()
             && Instant::now() >= self.awake_until
+            && self
+                .expecting_until()
+                .is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Until when it waits for the records it was told of.
+    fn expecting_until(&self) -> Option<Instant> {
+        self.expecting_since.map(|since| since + TOLD_PATIENCE)
     }
 
     /// Asleep for [`IdlePolicy::look_every`]: time to look anyway.
@@ -113,7 +137,10 @@ impl Doze {
         match self.asleep_since {
             Some(since) => self.policy.look_every.saturating_sub(since.elapsed()),
             None if self.policy.after.is_zero() => Duration::from_secs(3600),
-            None => self.awake_until.saturating_duration_since(Instant::now()),
+            None => self
+                .awake_until
+                .max(self.expecting_until().unwrap_or(self.awake_until))
+                .saturating_duration_since(Instant::now()),
         }
     }
 
@@ -144,7 +171,14 @@ impl Doze {
             return Ok(());
         }
         start_reading(consumer, starts)?;
+        self.woke(cause);
+        Ok(())
+    }
+
+    /// The bookkeeping of [`Doze::wake`], once the consumer reads again.
+    fn woke(&mut self, cause: WakeCause) {
         self.asleep_since = None;
+        self.expecting_since = (cause == WakeCause::Told).then(Instant::now);
         self.awake_until = Instant::now()
             + match cause {
                 WakeCause::Look => LOOK_FOR.min(self.policy.after),
@@ -153,6 +187,55 @@ impl Doze {
         metrics::gauge!("reader_asleep", "reader" => self.reader).set(0.0);
         metrics::counter!("reader_wakeups_total", "reader" => self.reader, "cause" => cause.label())
             .increment(1);
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: IdlePolicy = IdlePolicy {
+        after: Duration::from_millis(1),
+        look_every: Duration::from_secs(3600),
+    };
+
+    fn asleep() -> Doze {
+        let mut doze = Doze::new("test", POLICY);
+        doze.asleep_since = Some(Instant::now());
+        doze
+    }
+
+    #[test]
+    fn a_reader_told_of_records_stays_awake_until_one_comes() {
+        let mut doze = asleep();
+        doze.woke(WakeCause::Told);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!doze.should_sleep(), "nothing came yet");
+        assert!(doze.next_decision() > Duration::from_secs(4));
+        doze.stir();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            doze.should_sleep(),
+            "a record came and then nothing for `after`"
+        );
+    }
+
+    #[test]
+    fn a_tip_that_brings_nothing_is_given_up_after_the_patience() {
+        let mut doze = asleep();
+        doze.woke(WakeCause::Told);
+        doze.expecting_since = Some(Instant::now() - TOLD_PATIENCE);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(doze.should_sleep());
+    }
+
+    #[test]
+    fn a_reader_that_only_looks_or_was_reassigned_expects_nothing() {
+        for cause in [WakeCause::Look, WakeCause::Assignment] {
+            let mut doze = asleep();
+            doze.woke(cause);
+            std::thread::sleep(Duration::from_millis(5));
+            assert!(doze.should_sleep(), "{cause:?}");
+        }
     }
 }
