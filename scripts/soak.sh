@@ -8,6 +8,7 @@
 #   scripts/soak.sh DURATION                # e.g. 30m, 90s, 1h
 #   SOAK_SEED=123 scripts/soak.sh 30m       # replays a run's load and fault schedule
 #   SOAK_WORKERS=32 scripts/soak.sh 30m     # more command workers (12 by default)
+#   SOAK_BROKER=memory scripts/soak.sh 30m  # in-memory broker, frozen instead of SIGKILLed
 #   REGION_NODE_BIN=/old/region-node SOAK_DEPLOY_BINARY=/new/region-node scripts/soak.sh 30m
 #                                           # the rolling deploy is an upgrade
 #

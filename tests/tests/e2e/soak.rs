@@ -12,9 +12,10 @@
 //! `SOAK_DURATION` (`75s` by default, the short version `.ci/run` runs; `scripts/soak.sh 30m`
 //! for the long one), `SOAK_SEED` (fixed by default, so CI always runs the same schedule),
 //! `SOAK_DEPLOY_BINARY` (what the rolling deploy installs; a copy of the binary under test by
-//! default; with `REGION_NODE_BIN` naming an older build, an upgrade), `SOAK_BROKER=durable`
-//! (Nisshi's sqlite engine, SIGKILLed and restarted; by default the in-memory engine, frozen
-//! with SIGSTOP instead: see docs/RELIABILITY.md), `SOAK_WORKERS` (command workers, 12 by
+//! default; with `REGION_NODE_BIN` naming an older build, an upgrade), `SOAK_BROKER=memory`
+//! (Nisshi's in-memory engine, frozen with SIGSTOP instead of killed, since a kill would lose
+//! everything; by default the durable sqlite engine, SIGKILLed and restarted: see
+//! docs/RELIABILITY.md), `SOAK_WORKERS` (command workers, 12 by
 //! default; the long run on release builds takes more to reach its million events),
 //! `SOAK_IMPORTERS` and `SOAK_IMPORT_LINES` (concurrent `POST /v1/imports` senders, 1 by
 //! default, and commands per batch, 200).
@@ -165,8 +166,12 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
         postgres_proxies.insert(region.to_owned(), proxy);
     }
     // The durable (sqlite) broker is SIGKILLed and restarted; the in-memory one, which would
-    // lose everything, is frozen instead (see docs/RELIABILITY.md for why it is the default).
-    let durable = std::env::var("SOAK_BROKER").is_ok_and(|b| b == "durable");
+    // lose everything, is frozen instead (docs/RELIABILITY.md).
+    let durable = match std::env::var("SOAK_BROKER").as_deref() {
+        Err(_) | Ok("durable") => true,
+        Ok("memory") => false,
+        Ok(other) => panic!("SOAK_BROKER={other}: durable (the default) or memory"),
+    };
     let (mut broker, broker_proxy) = if durable {
         PrivateBroker::start_durable_behind_proxy().await
     } else {
