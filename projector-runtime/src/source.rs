@@ -30,6 +30,12 @@ use crate::stall_watch::{PartitionReport, StallWatch};
 /// (default 1,000 ms: how long a partition's next fetch waits once its queue is full) must be
 /// small too, or a catching-up reader gets one queue-full a second: a fresh node folded a
 /// 1,000,000-event topic at a flat ~26,700 events/s (ready after 41 s) with the default.
+/// A fetch brings at most 128 KiB per partition (`max.partition.fetch.bytes`, librdkafka's
+/// default 1 MiB): Nisshi's sqlite engine reads one record per query once a fetch's wait has
+/// passed, so a fetch of nine partitions catching up took more than librdkafka's 60 s request
+/// timeout under the soak's load, and the same fetch was sent again and timed out again
+/// (docs/BROKER.md, "The sqlite engine"). On Kafka a larger value catches up in fewer round
+/// trips: `[kafka.client] max.partition.fetch.bytes = 1048576`.
 /// `group.id` only names the reader in the broker's logs: nothing joins a group or commits
 /// to it.
 pub fn reader_config(kafka: &KafkaClient, reader: &str) -> ClientConfig {
@@ -39,6 +45,7 @@ pub fn reader_config(kafka: &KafkaClient, reader: &str) -> ClientConfig {
         ("statistics.interval.ms", "1000"),
         ("queued.max.messages.kbytes", "8192"),
         ("fetch.queue.backoff.ms", "10"),
+        ("max.partition.fetch.bytes", "131072"),
     ]);
     config
         .set("group.id", reader)

@@ -519,6 +519,18 @@ impl Cluster {
 
     /// An unauthenticated GET at `region`'s node, with extra headers.
     pub async fn get(&self, region: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+        self.try_get(region, path, headers)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Cluster::get`], or why there was no answer (a process killed meanwhile).
+    pub async fn try_get(
+        &self,
+        region: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
         let url = format!("{}{path}", self.node(region).base);
         let mut request = self.client.get(url);
         for (name, value) in headers {
@@ -527,16 +539,16 @@ impl Cluster {
         let response = request
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{region} GET {path}: {e}"));
+            .map_err(|e| format!("{region} GET {path}: {e}"))?;
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Answer {
+        Ok(Answer {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// `GET /v1/counts` at `region`'s node.

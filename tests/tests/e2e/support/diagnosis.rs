@@ -22,7 +22,14 @@ pub async fn catalogue_diagnosis(cluster: &Cluster) -> String {
                 let _ = writeln!(report, "    (not running)");
                 continue;
             }
-            let answer = cluster.get(&process, "/metrics", &[]).await;
+            // The fault schedule may kill it meanwhile: a diagnosis must not fail the run.
+            let answer = match cluster.try_get(&process, "/metrics", &[]).await {
+                Ok(answer) => answer,
+                Err(error) => {
+                    let _ = writeln!(report, "    (no answer: {error})");
+                    continue;
+                }
+            };
             let text = answer.body.as_str().unwrap_or_default();
             for line in text
                 .lines()
