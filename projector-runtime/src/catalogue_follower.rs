@@ -117,10 +117,12 @@ pub async fn follow_catalogue(
         if doze.should_look() {
             doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Look)?;
         } else if doze.should_sleep()
-            && behind(&projection, &config.region_topics, &next_offsets).await
+            && (!consumer.context().caught_up(&read_from(&next_offsets))
+                || behind(&projection, &config.region_topics, &next_offsets).await)
         {
-            // Records it has not read are known to be there: sleeping would drop the fetch
-            // bringing them (a slow broker's answer can take longer than the idle time).
+            // Records it has not read are known to be there (the broker's last high watermark,
+            // or a merged state's): sleeping would drop the fetch bringing them (a slow
+            // broker's answer can take longer than the idle time).
             doze.stir();
         } else if doze.should_sleep() {
             doze.sleep(&consumer)?;

@@ -214,20 +214,27 @@ impl Projector {
             && self.projection.is_caught_up()
             && self.uncommitted == 0
             && self.unpublished.is_empty()
+            // Not while the broker's last high watermark says records are waiting: sleeping
+            // would drop the fetch bringing them.
+            && consumer.context().caught_up(&self.positions())
         {
             return self.doze.sleep(consumer);
         }
         Ok(())
     }
 
-    /// Reads every owned partition again, from the offset after the last one folded.
-    fn wake(&mut self, consumer: &Reader, cause: WakeCause) -> KafkaResult<()> {
+    /// Each owned partition with the offset it reads next.
+    fn positions(&self) -> Vec<(PartitionKey, i64)> {
         let topic = &self.config.events_topic;
-        let starts: Vec<(PartitionKey, i64)> = self
-            .owned
+        self.owned
             .iter()
             .map(|(partition, owned)| ((topic.clone(), *partition), owned.next_offset))
-            .collect();
+            .collect()
+    }
+
+    /// Reads every owned partition again, from the offset after the last one folded.
+    fn wake(&mut self, consumer: &Reader, cause: WakeCause) -> KafkaResult<()> {
+        let starts = self.positions();
         self.doze.wake(consumer, &starts, cause)
     }
 
@@ -364,12 +371,7 @@ impl Projector {
             && self.claims.joined()
             && !self.partitions.known().is_empty()
         {
-            let topic = &self.config.events_topic;
-            let positions: Vec<((String, i32), i64)> = self
-                .owned
-                .iter()
-                .map(|(partition, owned)| ((topic.clone(), *partition), owned.next_offset))
-                .collect();
+            let positions = self.positions();
             if consumer.context().caught_up(&positions) {
                 info!(partitions = positions.len(), "projector caught up");
                 self.projection.mark_caught_up();
