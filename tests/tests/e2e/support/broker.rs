@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::fault_proxy::FaultProxy;
+use super::process::run_checked;
 
 /// How a private broker stores its data and which address it gives clients.
 #[derive(Debug, Clone, Default)]
@@ -108,24 +109,20 @@ impl PrivateBroker {
     pub async fn require_authentication(&mut self) {
         assert!(!self.in_memory(), "the SCRAM user must survive the restart");
         let broker = format!("tcp://{}", self.addr);
-        let created = Command::new(nisshi_bin())
-            .current_dir(&self.dir)
-            .env("RUST_LOG", "error")
-            .args([
-                "user",
-                "create",
-                "--broker",
-                &broker,
-                "--mechanism",
-                "scram512",
-            ])
-            .args([SCRAM_USER, SCRAM_PASSWORD])
-            .output()
-            .unwrap();
-        assert!(
-            created.status.success(),
-            "nisshi user create: {}",
-            String::from_utf8_lossy(&created.stderr)
+        run_checked(
+            Command::new(nisshi_bin())
+                .current_dir(&self.dir)
+                .env("RUST_LOG", "error")
+                .args([
+                    "user",
+                    "create",
+                    "--broker",
+                    &broker,
+                    "--mechanism",
+                    "scram512",
+                ])
+                .args([SCRAM_USER, SCRAM_PASSWORD]),
+            "nisshi user create",
         );
         self.kill();
         self.authentication = true;
@@ -223,15 +220,11 @@ impl PrivateBroker {
             env!("CARGO_MANIFEST_DIR"),
             "/../scripts/nisshi-sqlite-index.py"
         );
-        let indexed = Command::new("python3")
-            .arg(script)
-            .arg(self.dir.join("nisshi.db"))
-            .output()
-            .expect("running python3");
-        assert!(
-            indexed.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&indexed.stderr)
+        run_checked(
+            Command::new("python3")
+                .arg(script)
+                .arg(self.dir.join("nisshi.db")),
+            script,
         );
     }
 

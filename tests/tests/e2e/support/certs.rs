@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::process::run_checked;
+
 /// A CA and a server certificate signed by it, in a directory removed when dropped.
 #[derive(Debug)]
 pub struct TestCerts {
@@ -11,15 +13,9 @@ pub struct TestCerts {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("running openssl (scripts/install-deps.sh installs it)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
+    run_checked(
+        Command::new("openssl").current_dir(dir).args(args),
+        &format!("openssl {args:?} (scripts/install-deps.sh installs it)"),
     );
 }
 

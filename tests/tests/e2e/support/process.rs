@@ -252,3 +252,17 @@ fn tail(path: &Path, bytes: u64) -> String {
     let _ = file.read_to_end(&mut buf);
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// Runs `command` to completion and fails the test, with its stderr, unless it succeeded.
+/// `what` names it in that message.
+pub fn run_checked(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run it: {e}"));
+    assert!(
+        output.status.success(),
+        "{what}: {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
