@@ -5,6 +5,9 @@
 #   scripts/bench-catch-up.sh [EVENTS=1000000]
 #   BASELINE_BIN=/path/to/older/region-node scripts/bench-catch-up.sh   # the same run with it too
 #   SHAPE=catalogue scripts/bench-catch-up.sh 1000000   # 1,000,000 models instead of events
+#   BROKERS=127.0.0.1:9092 REPLAYS=0 scripts/bench-catch-up.sh 200000   # the durable dev broker
+#   BASELINE_BIN=target/release/region-node BASELINE_ENV=AIGO_KAFKA__CATCH_UP_FETCH_WAIT_MS=0 \
+#       scripts/bench-catch-up.sh   # the baseline: this build with a setting changed
 #
 # fill_events writes EVENTS synthetic events (valid model histories, ~13 events per model) to
 # the region "synth" topic of the in-memory test broker (3 partitions). A release node of region
@@ -22,7 +25,7 @@ EVENTS=${1:-1000000}
 # (four in five activated, the degraded and outage ones given their status), as a catalogue is
 # imported: resident memory per model folded.
 SHAPE=${SHAPE:-histories}
-BROKERS=127.0.0.1:19092
+BROKERS=${BROKERS:-127.0.0.1:19092}
 PORT=8096
 BASE=http://127.0.0.1:$PORT
 PREFIX="bench-catch-up-$(date +%s)"
@@ -57,10 +60,12 @@ applied_events() {
         awk '/^aigo_catalogue_events_applied_total/ { n += $NF } END { printf "%d\n", n }'
 }
 
-# run_node BIN PREFIX: a node of region synth on a fresh database; prints seconds to ready,
-# seconds until event_log holds EXPECTED events, and resident memory then.
+# run_node BIN PREFIX EXPECTED [VAR=VALUE...]: a node of region synth on a fresh database, with
+# those variables; prints seconds to ready, seconds until event_log holds EXPECTED events, and
+# resident memory then.
 run_node() {
     local bin=$1 prefix=$2 expected=$3
+    local -a settings=("${@:4}")
     DATABASE="aigo_catch_up_$(date +%s%N)"
     cat >"$DIR/node.toml" <<TOML
 region = "synth"
@@ -76,7 +81,9 @@ TOML
     "$bin" --config "$DIR/node.toml" migrate >/dev/null 2>&1
     local started
     started=$(date +%s.%N)
-    RUST_LOG=warn "$bin" --config "$DIR/node.toml" serve 2>>"$DIR/node.log" &
+    # MALLOC_ARENA_MAX as deploy/Dockerfile sets it, unless the settings say otherwise.
+    env RUST_LOG=warn MALLOC_ARENA_MAX=2 "${settings[@]}" "$bin" --config "$DIR/node.toml" serve \
+        2>>"$DIR/node.log" &
     NODE_PID=$!
     until curl -fsS -o /dev/null "$BASE/readyz" 2>/dev/null; do
         kill -0 "$NODE_PID" 2>/dev/null || die "the node exited (see $DIR/node.log)"
@@ -141,13 +148,15 @@ TOML
     stop_node
 }
 
-for run in 1 2; do
+# REPLAYS=0 skips them (on the sqlite broker they take minutes).
+for ((run = 1; run <= ${REPLAYS:-2}; run++)); do
     echo "replay, run $run: this build $(replay_topic "$RELEASE/region-node") s${BASELINE_BIN:+; baseline $(replay_topic "$BASELINE_BIN") s}"
 done
 
 log "this build on $EVENTS events"
 run_node "$RELEASE/region-node" "$PREFIX" "$EVENTS"
 if [[ -n "${BASELINE_BIN:-}" ]]; then
-    log "baseline ($BASELINE_BIN) on $EVENTS events"
-    run_node "$BASELINE_BIN" "$PREFIX" "$EVENTS"
+    log "baseline ($BASELINE_BIN ${BASELINE_ENV:-}) on $EVENTS events"
+    # shellcheck disable=SC2086 # BASELINE_ENV is a list of VAR=VALUE words
+    run_node "$BASELINE_BIN" "$PREFIX" "$EVENTS" ${BASELINE_ENV:-}
 fi

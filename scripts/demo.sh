@@ -83,7 +83,9 @@ start_node() {
         return
     fi
     node_config "$region" "$port" >"$dir/config.toml"
-    setsid nohup "$BIN" --config "$dir/config.toml" serve >"$dir/node.log" 2>&1 </dev/null &
+    # MALLOC_ARENA_MAX=2 as deploy/Dockerfile sets it (resident memory; docs/PERFORMANCE.md).
+    MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} setsid nohup "$BIN" --config "$dir/config.toml" serve \
+        >"$dir/node.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
     log "$region starting (pid $!) on :$port, log $dir/node.log"
 }

@@ -26,7 +26,8 @@ BUILD_PACKAGES=(build-essential pkg-config zlib1g-dev libssl-dev libsasl2-dev py
 #   postgresql-client  psql, with which scripts create and drop their databases
 #   postgresql         the server: services.sh starts it; pg_restart.rs runs a private one
 #                      from /usr/lib/postgresql/15/bin (initdb, pg_ctl)
-#   faketime           libfaketime, which steps a test node's clock back (tests/tests/e2e/clock.rs)
+#   faketime           libfaketime, which sets a test node's clock back (tests/tests/e2e/clock.rs,
+#                      with support/c11_cond_shim.c, compiled by the test with cc)
 #   socat              a TLS-terminating proxy in front of the test broker (tests/tests/e2e/secured.rs)
 #   procps             kill and pgrep: tests signal nodes, the broker and PostgreSQL's processes
 #                      (the soak SIGKILLs a postmaster and its backends)

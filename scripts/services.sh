@@ -53,7 +53,9 @@ broker_port() {
 
 broker_storage() {
     case $1 in
-        dev) echo "sqlite://$(broker_dir dev)/nisshi.db" ;;
+        # mode=direct: a pool of sqlite connections instead of one storage call at a time
+        # for every client (docs/BROKER.md, "The sqlite engine").
+        dev) echo "sqlite://$(broker_dir dev)/nisshi.db?mode=direct" ;;
         test) echo "memory://nisshi/" ;;
         *) die "unknown broker '$1'" ;;
     esac
@@ -241,7 +243,8 @@ index_broker() {
     local python
     python="$(fast_python)"
     [[ -n "$python" ]] || fail_with_log "$1" "python3 is missing: run scripts/install-deps.sh"
-    "$python" "$AIGO_ROOT/scripts/nisshi-sqlite-index.py" "${storage#sqlite://}" ||
+    local file="${storage#sqlite://}"
+    "$python" "$AIGO_ROOT/scripts/nisshi-sqlite-index.py" "${file%%\?*}" ||
         fail_with_log "$1" "indexing nisshi-$1's sqlite file failed"
 }
 

@@ -8,7 +8,8 @@
 //!
 //! A follower that read nothing for a while stops fetching ([`doze`](crate::doze)); the actor
 //! states the node merges wake it: a watermark beyond the offset it reached on that region's
-//! partition means the partition has records it has not read.
+//! partition means the partition has records it has not read. Far behind, it reads with a
+//! long fetch wait ([`gears`](crate::gears)).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,10 +30,9 @@ use tracing::{Instrument, info_span, warn};
 use crate::batch;
 use crate::claims::{PartitionClaims, PartitionKey};
 use crate::doze::{Doze, IdlePolicy, WakeCause};
+use crate::gears::{Gears, ReaderNames};
 use crate::retired::RetiredModels;
-use crate::source::{
-    Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
-};
+use crate::source::{Reader, TopicPartitions, start_reading, stop_reading};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use projector::{ActorId, ChangeFeed, ChangeNotice, Projection};
 use tokio::sync::broadcast::error::RecvError;
@@ -41,6 +41,9 @@ use tokio::sync::broadcast::error::RecvError;
 #[derive(Debug, Clone)]
 pub struct FollowerConfig {
     pub kafka: KafkaClient,
+    /// The client of the consumer that reads while far behind ([`gears`](crate::gears)):
+    /// `kafka` with a long fetch wait. None: one consumer always.
+    pub catch_up_kafka: Option<KafkaClient>,
     /// Names the node's followers in their partition claims and on the broker: one name per
     /// node, so every node sees every event.
     pub group: String,
@@ -84,10 +87,16 @@ pub async fn follow_catalogue(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FollowerError> {
     let mut next_offsets = TopicOffsets::new();
-    let consumer: Arc<Reader> = Arc::new(
-        reader_config(&config.kafka, &config.group)
-            .create_with_context(ReaderStats::new("catalogue", "catalogue_consumer_lag"))?,
-    );
+    let mut gears = Gears::new(
+        &config.kafka,
+        config.catch_up_kafka.as_ref(),
+        &config.group,
+        ReaderNames {
+            tail: "catalogue",
+            bulk: "catalogue_catch_up",
+            lag_metric: "catalogue_consumer_lag",
+        },
+    )?;
     let topics = config
         .region_topics
         .iter()
@@ -111,13 +120,18 @@ pub async fn follow_catalogue(
     loop {
         if claims.review_due() {
             claims
-                .review(&consumer, &pool, &mut next_offsets, &mut doze)
+                .review(gears.reader(), &pool, &mut next_offsets, &mut doze)
                 .await?;
         }
-        if doze.should_look() {
-            doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Look)?;
+        gears.shift_if_due(|| read_from(&next_offsets), doze.is_asleep())?;
+        let consumer = gears.reader();
+        if doze.is_asleep() && !gears.caught_up(&read_from(&next_offsets)) {
+            // A fetch answered after it fell asleep says records are waiting.
+            doze.wake(consumer, &read_from(&next_offsets), WakeCause::Behind)?;
+        } else if doze.should_look() {
+            doze.wake(consumer, &read_from(&next_offsets), WakeCause::Look)?;
         } else if doze.should_sleep()
-            && (!consumer.context().caught_up(&read_from(&next_offsets))
+            && (!gears.caught_up(&read_from(&next_offsets))
                 || behind(&projection, &config.region_topics, &next_offsets).await)
         {
             // Records it has not read are known to be there (the broker's last high watermark,
@@ -125,12 +139,12 @@ pub async fn follow_catalogue(
             // broker's answer can take longer than the idle time).
             doze.stir();
         } else if doze.should_sleep() {
-            doze.sleep(&consumer)?;
+            doze.sleep(consumer)?;
             // Changes from now on come on a fresh receiver; those announced while it read are
             // in the watermarks now, including one whose records it had not fetched yet.
             heard = heard.resubscribe();
             if behind(&projection, &config.region_topics, &next_offsets).await {
-                doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Told)?;
+                doze.wake(consumer, &read_from(&next_offsets), WakeCause::Told)?;
             }
         }
         let asleep = doze.is_asleep();
@@ -140,7 +154,7 @@ pub async fn follow_catalogue(
             changed = heard.recv(), if asleep => {
                 let lagged = matches!(changed, Err(RecvError::Lagged(_)));
                 if lagged || behind(&projection, &config.region_topics, &next_offsets).await {
-                    doze.wake(&consumer, &read_from(&next_offsets), WakeCause::Told)?;
+                    doze.wake(consumer, &read_from(&next_offsets), WakeCause::Told)?;
                 }
                 continue;
             }
@@ -181,7 +195,7 @@ pub async fn follow_catalogue(
                         *next = recorded.get(key).copied().unwrap_or(0);
                     }
                 }
-                rewind(&consumer, &batch);
+                rewind(consumer, &batch);
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

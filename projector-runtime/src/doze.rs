@@ -4,8 +4,9 @@
 //! record for a while unassigns its partitions (it fetches nothing then) and assigns them again,
 //! at the offsets it tracks itself, when told records arrived: the projector by its region's
 //! relay (`NOTIFY relayed`), the catalogue follower by the actor states the node merges (their
-//! watermarks say how far each partition goes). A wake-up that never comes costs at most
-//! [`IdlePolicy::look_every`]: the reader then looks anyway.
+//! watermarks say how far each partition goes), or by the broker's own high watermark when a
+//! fetch answered after it fell asleep shows it behind. A wake-up that never comes costs at
+//! most [`IdlePolicy::look_every`]: the reader then looks anyway.
 //!
 //! Unassigning rather than pausing: the reader resumes at the offset it holds, whatever
 //! librdkafka fetched or dropped meanwhile.
@@ -52,6 +53,9 @@ const TOLD_PATIENCE: Duration = Duration::from_secs(5);
 pub enum WakeCause {
     /// Told that records arrived.
     Told,
+    /// The broker's last high watermark is beyond its position (a fetch answered after it fell
+    /// asleep, or one the other gear made).
+    Behind,
     /// [`IdlePolicy::look_every`] passed without a wake-up.
     Look,
     /// Its partitions changed (claimed or handed over): it reads again to be sure.
@@ -62,6 +66,7 @@ impl WakeCause {
     fn label(self) -> &'static str {
         match self {
             Self::Told => "told",
+            Self::Behind => "behind",
             Self::Look => "look",
             Self::Assignment => "assignment",
         }
@@ -178,11 +183,12 @@ impl Doze {
     /// The bookkeeping of [`Doze::wake`], once the consumer reads again.
     fn woke(&mut self, cause: WakeCause) {
         self.asleep_since = None;
-        self.expecting_since = (cause == WakeCause::Told).then(Instant::now);
+        self.expecting_since =
+            matches!(cause, WakeCause::Told | WakeCause::Behind).then(Instant::now);
         self.awake_until = Instant::now()
             + match cause {
                 WakeCause::Look => LOOK_FOR.min(self.policy.after),
-                WakeCause::Told | WakeCause::Assignment => self.policy.after,
+                WakeCause::Told | WakeCause::Behind | WakeCause::Assignment => self.policy.after,
             };
         metrics::gauge!("reader_asleep", "reader" => self.reader).set(0.0);
         metrics::counter!("reader_wakeups_total", "reader" => self.reader, "cause" => cause.label())

@@ -9,6 +9,7 @@ pub mod claims;
 pub mod doze;
 pub mod exchange;
 mod exchange_readers;
+pub mod gears;
 pub mod known_states;
 pub mod partition_projector;
 pub mod retired;

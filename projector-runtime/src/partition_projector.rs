@@ -16,17 +16,15 @@
 //!
 //! Once caught up, a projector that got no record for a while stops fetching
 //! ([`doze`](crate::doze)) and starts again when the region's relay says it published
-//! (`NOTIFY relayed`).
+//! (`NOTIFY relayed`). Far behind, it reads with a long fetch wait ([`gears`](crate::gears)).
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, RegionId};
 use kafka_client::KafkaClient;
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
@@ -36,9 +34,8 @@ use crate::checkpoint::{self, CheckpointError};
 use crate::claims::{PartitionClaims, PartitionKey};
 use crate::doze::{Doze, IdlePolicy, WakeCause};
 use crate::exchange::StatePublisher;
-use crate::source::{
-    Reader, ReaderStats, TopicPartitions, reader_config, start_reading, stop_reading,
-};
+use crate::gears::{Gears, ReaderNames};
+use crate::source::{TopicPartitions, start_reading, stop_reading};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use outbox_relay::{RELAYED_CHANNEL, Wakeups};
 use projector::Projection;
@@ -47,6 +44,9 @@ use projector::{ActorId, ActorState, FoldError, FoldOutcome, PartitionFold, Skip
 #[derive(Debug, Clone)]
 pub struct ProjectorConfig {
     pub kafka: KafkaClient,
+    /// The client of the consumer that reads while far behind ([`gears`](crate::gears)):
+    /// `kafka` with a long fetch wait. None: one consumer always.
+    pub catch_up_kafka: Option<KafkaClient>,
     pub region: RegionId,
     pub events_topic: String,
     /// Names the region's projector processes in their partition claims and on the broker.
@@ -123,10 +123,16 @@ pub async fn run_projector(
     publisher: StatePublisher,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProjectorError> {
-    let consumer: Arc<Reader> = Arc::new(
-        reader_config(&config.kafka, &config.group)
-            .create_with_context(ReaderStats::new("projector", "projector_consumer_lag"))?,
-    );
+    let mut gears = Gears::new(
+        &config.kafka,
+        config.catch_up_kafka.as_ref(),
+        &config.group,
+        ReaderNames {
+            tail: "projector",
+            bulk: "projector_catch_up",
+            lag_metric: "projector_consumer_lag",
+        },
+    )?;
     let undecodable = Undecodable::new(
         config.undecodable,
         &config.kafka,
@@ -155,7 +161,7 @@ pub async fn run_projector(
         doze,
     };
     let mut shutdown = std::pin::pin!(shutdown);
-    projector.heartbeat(&consumer).await?;
+    projector.heartbeat(&gears).await?;
     loop {
         // With states to publish, only take a record already at hand; none means the burst
         // is folded: publish now.
@@ -167,11 +173,12 @@ pub async fn run_projector(
             Duration::ZERO
         };
         let asleep = projector.doze.is_asleep();
+        let consumer = gears.reader();
         let received = tokio::select! {
             biased;
             () = shutdown.as_mut() => break,
             () = relayed.notified(), if asleep => {
-                projector.wake(&consumer, WakeCause::Told)?;
+                projector.wake(&gears, WakeCause::Told)?;
                 continue;
             }
             received = tokio::time::timeout(wait, consumer.recv()) => received,
@@ -194,9 +201,15 @@ pub async fn run_projector(
             projector.commit_with_retry().await;
         }
         if projector.last_heartbeat.elapsed() >= projector.config.heartbeat {
-            projector.heartbeat(&consumer).await?;
+            projector.heartbeat(&gears).await?;
         }
-        projector.idle(&consumer)?;
+        gears.shift_if_due(|| projector.positions(), projector.doze.is_asleep())?;
+        if projector.doze.is_asleep() && !gears.caught_up(&projector.positions()) {
+            // A fetch answered after it fell asleep (a tip's patience can run out before a
+            // slow broker's answer comes) says records are waiting.
+            projector.wake(&gears, WakeCause::Behind)?;
+        }
+        projector.idle(&gears)?;
     }
     projector.commit_with_retry().await;
     info!("projector stopped");
@@ -206,9 +219,9 @@ pub async fn run_projector(
 impl Projector {
     /// Stops fetching once caught up, with everything folded committed and published, and
     /// nothing read for the idle policy's time; looks again when that policy says so.
-    fn idle(&mut self, consumer: &Reader) -> KafkaResult<()> {
+    fn idle(&mut self, gears: &Gears) -> KafkaResult<()> {
         if self.doze.should_look() {
-            return self.wake(consumer, WakeCause::Look);
+            return self.wake(gears, WakeCause::Look);
         }
         if self.doze.should_sleep()
             && self.projection.is_caught_up()
@@ -216,9 +229,9 @@ impl Projector {
             && self.unpublished.is_empty()
             // Not while the broker's last high watermark says records are waiting: sleeping
             // would drop the fetch bringing them.
-            && consumer.context().caught_up(&self.positions())
+            && gears.caught_up(&self.positions())
         {
-            return self.doze.sleep(consumer);
+            return self.doze.sleep(gears.reader());
         }
         Ok(())
     }
@@ -233,9 +246,9 @@ impl Projector {
     }
 
     /// Reads every owned partition again, from the offset after the last one folded.
-    fn wake(&mut self, consumer: &Reader, cause: WakeCause) -> KafkaResult<()> {
+    fn wake(&mut self, gears: &Gears, cause: WakeCause) -> KafkaResult<()> {
         let starts = self.positions();
-        self.doze.wake(consumer, &starts, cause)
+        self.doze.wake(gears.reader(), &starts, cause)
     }
 
     async fn fold(&mut self, message: &BorrowedMessage<'_>) -> Result<(), ProjectorError> {
@@ -363,16 +376,16 @@ impl Projector {
 
     /// Commits, takes or hands over partitions as the claims say, and republishes every
     /// owned partition's (committed) state.
-    async fn heartbeat(&mut self, consumer: &Arc<Reader>) -> Result<(), ProjectorError> {
+    async fn heartbeat(&mut self, gears: &Gears) -> Result<(), ProjectorError> {
         self.last_heartbeat = Instant::now();
         self.commit_with_retry().await;
-        self.rebalance(consumer).await?;
+        self.rebalance(gears).await?;
         if !self.projection.is_caught_up()
             && self.claims.joined()
             && !self.partitions.known().is_empty()
         {
             let positions = self.positions();
-            if consumer.context().caught_up(&positions) {
+            if gears.caught_up(&positions) {
                 info!(partitions = positions.len(), "projector caught up");
                 self.projection.mark_caught_up();
             }
@@ -396,7 +409,8 @@ impl Projector {
     /// Looks the partitions up now and then, stops folding those this process no longer holds
     /// (committing first those it hands over), and starts folding those it took, each from its
     /// checkpoint.
-    async fn rebalance(&mut self, consumer: &Arc<Reader>) -> Result<(), ProjectorError> {
+    async fn rebalance(&mut self, gears: &Gears) -> Result<(), ProjectorError> {
+        let consumer = gears.reader();
         self.partitions.refresh(consumer).await;
         let review = self.claims.review(self.partitions.known()).await;
         if !review.surplus.is_empty() {
@@ -422,7 +436,7 @@ impl Projector {
         }
         if self.doze.is_asleep() {
             // Every owned partition, the new ones included.
-            Ok(self.wake(consumer, WakeCause::Assignment)?)
+            Ok(self.wake(gears, WakeCause::Assignment)?)
         } else {
             start_reading(consumer, &starts)?;
             self.doze.stir();

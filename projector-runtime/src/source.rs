@@ -7,6 +7,7 @@
 //! there reads nothing), and an explicit position is what the design wants anyway.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,10 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tracing::warn;
 
 use crate::claims::PartitionKey;
-use crate::stall_watch::{PartitionReport, StallWatch};
+use crate::stall_watch::{PartitionReport, StallWatch, is_assigned};
+
+/// librdkafka's default `message.max.bytes`.
+const LIBRDKAFKA_MESSAGE_MAX_BYTES: u32 = 1_000_000;
 
 /// Settings of a reader's consumer. `fetch.wait.max.ms` is low because on
 /// Nisshi it bounds end-to-end latency (the node's `kafka.fetch_wait_ms` and
@@ -36,17 +40,36 @@ use crate::stall_watch::{PartitionReport, StallWatch};
 /// timeout under the soak's load, and the same fetch was sent again and timed out again
 /// (docs/BROKER.md, "The sqlite engine"). On Kafka a larger value catches up in fewer round
 /// trips: `[kafka.client] max.partition.fetch.bytes = 1048576`.
+/// A tail consumer with a catching-up one beside it also bounds whole answers
+/// (`fetch.max.bytes`, `answer_bytes`): Nisshi gives the first partition with records the whole
+/// answer's budget (librdkafka's is 8 MiB here: its 50 MiB default clamped to the prefetch
+/// queue), so after its short wait a tail consumer read a partition hundreds of records behind
+/// one record per query to its end, each query scanning the partition from the fetch offset, and
+/// a restarted node's first fetch went unanswered for 60 s in the soak (docs/BROKER.md).
+/// `message.max.bytes` only bounds the requests a consumer sends; librdkafka wants it no larger
+/// than `fetch.max.bytes`.
 /// `group.id` only names the reader in the broker's logs: nothing joins a group or commits
 /// to it.
-pub fn reader_config(kafka: &KafkaClient, reader: &str) -> ClientConfig {
-    let mut config = kafka.config(&[
+pub fn reader_config(kafka: &KafkaClient, reader: &str, answer_bytes: Option<u32>) -> ClientConfig {
+    let answer_bound = answer_bytes.map(|bytes| {
+        (
+            bytes.to_string(),
+            bytes.min(LIBRDKAFKA_MESSAGE_MAX_BYTES).to_string(),
+        )
+    });
+    let mut tunings = vec![
         ("fetch.wait.max.ms", "10"),
         ("topic.metadata.refresh.interval.ms", "2000"),
         ("statistics.interval.ms", "1000"),
         ("queued.max.messages.kbytes", "8192"),
         ("fetch.queue.backoff.ms", "10"),
         ("max.partition.fetch.bytes", "131072"),
-    ]);
+    ];
+    if let Some((answer, request)) = &answer_bound {
+        tunings.push(("fetch.max.bytes", answer.as_str()));
+        tunings.push(("message.max.bytes", request.as_str()));
+    }
+    let mut config = kafka.config(&tunings);
     config
         .set("group.id", reader)
         .set("enable.auto.commit", "false")
@@ -65,6 +88,8 @@ pub struct ReaderStats {
     /// Each partition's high watermark, from the latest statistics.
     high_watermarks: Mutex<HashMap<PartitionKey, i64>>,
     stalls: Mutex<StallWatch>,
+    /// Statistics received so far.
+    reports: AtomicU64,
 }
 
 /// A consumer whose partitions its owner assigns.
@@ -80,18 +105,18 @@ impl ReaderStats {
             lag_metric,
             high_watermarks: Mutex::new(HashMap::new()),
             stalls: Mutex::new(StallWatch::default()),
+            reports: AtomicU64::new(0),
         }
     }
 
-    /// True when each partition, by its next offset in `positions`, has reached the high
-    /// watermark the broker last reported (none reported yet: not caught up).
-    pub fn caught_up(&self, positions: &[(PartitionKey, i64)]) -> bool {
-        let Ok(high) = self.high_watermarks.lock() else {
-            return false;
-        };
-        positions
-            .iter()
-            .all(|(key, next)| high.get(key).is_some_and(|high| next >= high))
+    /// The partition's high watermark in the latest statistics that listed it.
+    pub fn high_watermark(&self, key: &PartitionKey) -> Option<i64> {
+        self.high_watermarks.lock().ok()?.get(key).copied()
+    }
+
+    /// How many statistics reports the consumer has made.
+    pub fn reports(&self) -> u64 {
+        self.reports.load(Ordering::Relaxed)
     }
 }
 
@@ -106,7 +131,9 @@ impl ClientContext for ReaderStats {
                 {
                     high.insert((name.clone(), *partition), stats.hi_offset);
                 }
-                if *partition >= 0 && stats.consumer_lag >= 0 {
+                // Only the consumer a partition is assigned to knows its lag (a reader's other
+                // gear reports it as stopped, with its last figure).
+                if *partition >= 0 && stats.consumer_lag >= 0 && is_assigned(&stats.fetch_state) {
                     metrics::gauge!(self.lag_metric, "topic" => name.clone(), "partition" => partition.to_string())
                         .set(stats.consumer_lag as f64);
                 }
@@ -134,6 +161,7 @@ impl ClientContext for ReaderStats {
             metrics::gauge!("reader_partitions_stalled", "reader" => self.reader)
                 .set(stalled as f64);
         }
+        self.reports.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -241,4 +269,48 @@ pub fn stop_reading(consumer: &Reader, keys: &[PartitionKey]) -> KafkaResult<()>
         return Ok(());
     }
     consumer.incremental_unassign(&list)
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::consumer::BaseConsumer;
+
+    use super::*;
+    use crate::gears::TAIL_ANSWER_BYTES;
+
+    fn accepted_by_librdkafka(config: &ClientConfig) {
+        let created: KafkaResult<BaseConsumer> = config.create();
+        assert!(created.is_ok(), "librdkafka refused: {:?}", created.err());
+    }
+
+    #[test]
+    fn a_tail_reader_asks_for_small_answers_that_librdkafka_accepts() {
+        let config = reader_config(
+            &KafkaClient::new("127.0.0.1:1"),
+            "r",
+            Some(TAIL_ANSWER_BYTES),
+        );
+        assert_eq!(config.get("fetch.max.bytes"), Some("65536"));
+        assert_eq!(config.get("message.max.bytes"), Some("65536"));
+        assert_eq!(config.get("max.partition.fetch.bytes"), Some("131072"));
+        accepted_by_librdkafka(&config);
+    }
+
+    #[test]
+    fn a_catching_up_reader_keeps_librdkafkas_answer_size() {
+        let config = reader_config(&KafkaClient::new("127.0.0.1:1"), "r", None);
+        assert_eq!(config.get("fetch.max.bytes"), None);
+        assert_eq!(config.get("message.max.bytes"), None);
+        accepted_by_librdkafka(&config);
+    }
+
+    #[test]
+    fn the_operator_overrides_the_answer_bound() {
+        let client = KafkaClient::new("127.0.0.1:1").with_properties(
+            kafka_client::ClientProperties::parse([("fetch.max.bytes", "52428800")]).unwrap(),
+        );
+        let config = reader_config(&client, "r", Some(TAIL_ANSWER_BYTES));
+        assert_eq!(config.get("fetch.max.bytes"), Some("52428800"));
+        accepted_by_librdkafka(&config);
+    }
 }

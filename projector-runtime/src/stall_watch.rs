@@ -41,13 +41,19 @@ impl PartitionReport {
     }
 
     fn is_assigned(&self) -> bool {
-        !matches!(self.fetch_state.as_str(), "none" | "stopping" | "stopped")
+        is_assigned(&self.fetch_state)
     }
 
     /// The broker holds records this partition has not delivered yet.
     fn behind(&self) -> bool {
         self.hi_offset >= 0 && self.hi_offset > self.delivered().max(0)
     }
+}
+
+/// Whether librdkafka's `fetch_state` of a partition says it is assigned to the consumer
+/// (unassigned ones are reported as stopping, stopped or none).
+pub fn is_assigned(fetch_state: &str) -> bool {
+    !matches!(fetch_state, "none" | "stopping" | "stopped")
 }
 
 #[derive(Debug)]

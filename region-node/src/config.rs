@@ -90,6 +90,11 @@ min_insync_replicas = 0
 fetch_wait_ms = 50
 # The catalogue follower: the change feed (`change` events) and other regions' models.
 catalogue_fetch_wait_ms = 50
+# A projector or catalogue follower more than 2,000 records behind reads with this fetch wait
+# instead, through a second consumer, until it is within 200 of the end: on Nisshi's sqlite
+# engine a short wait also cuts every answer short (about 2,400 records/s at 50 ms, 15-28k/s at
+# 500-2,000 ms; docs/BROKER.md). 0: one consumer, always the short wait.
+catch_up_fetch_wait_ms = 1000
 # An idle node does not poll. A caught-up projector or catalogue follower that read nothing
 # for `idle_after_ms` stops fetching until told records arrived: the projector by its region's
 # relay (NOTIFY relayed), the follower by the actor states the node merges. It looks anyway
@@ -261,6 +266,10 @@ pub struct KafkaSettings {
     /// `fetch.wait.max.ms` of the catalogue follower's consumer.
     #[serde(rename = "catalogue_fetch_wait_ms", deserialize_with = "millis")]
     pub catalogue_fetch_wait: Duration,
+    /// `fetch.wait.max.ms` of a projector's or follower's consumer while it is far behind
+    /// (zero: no such consumer).
+    #[serde(rename = "catch_up_fetch_wait_ms", deserialize_with = "millis")]
+    pub catch_up_fetch_wait: Duration,
     /// A projector or follower that read nothing this long stops fetching (zero: never).
     #[serde(rename = "idle_after_ms", deserialize_with = "millis")]
     pub idle_after: Duration,
@@ -293,6 +302,15 @@ impl KafkaSettings {
     pub fn catalogue_client(&self) -> KafkaClient {
         self.client()
             .with_tuning("fetch.wait.max.ms", self.catalogue_fetch_wait.as_millis())
+    }
+
+    /// The client of a projector's or follower's consumer while it is far behind, if any:
+    /// its fetches wait `catch_up_fetch_wait_ms`.
+    pub fn catch_up_client(&self) -> Option<KafkaClient> {
+        (!self.catch_up_fetch_wait.is_zero()).then(|| {
+            self.client()
+                .with_tuning("fetch.wait.max.ms", self.catch_up_fetch_wait.as_millis())
+        })
     }
 
     /// When the projector and the catalogue follower stop fetching.

@@ -73,6 +73,7 @@ impl StreamsPlan {
             provisioning: settings.kafka.provisioning(),
             projector: ProjectorConfig {
                 kafka: settings.kafka.live_client(),
+                catch_up_kafka: settings.kafka.catch_up_client(),
                 region: region.clone(),
                 events_topic: settings.events_topic(region),
                 group: settings.group("projector"),
@@ -85,6 +86,7 @@ impl StreamsPlan {
             },
             follower: FollowerConfig {
                 kafka: settings.kafka.catalogue_client(),
+                catch_up_kafka: settings.kafka.catch_up_client(),
                 group: settings.group("catalogue"),
                 region_topics: region_topics.clone(),
                 batch_size: 500,

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::support::broker::PrivateBroker;
 use crate::support::cluster::{Cluster, ClusterOptions};
+use crate::support::metrics::{metric, wait_for_metric};
 use crate::support::ownership::id_owned_by;
 use crate::support::{EU, US, wait_until};
 
@@ -29,27 +30,11 @@ fn options() -> ClusterOptions {
     }
 }
 
-/// The value of metric `name` with all of `labels` on `region`'s `/metrics` (0 when absent).
-async fn metric(cluster: &Cluster, region: &str, name: &str, labels: &[&str]) -> f64 {
-    let text = cluster.get(region, "/metrics", &[]).await.body;
-    let text = text.as_str().unwrap_or_default().to_owned();
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn wait_asleep(cluster: &Cluster, region: &str) {
     for reader in ["projector", "catalogue", "exchange"] {
         let label = format!("reader=\"{reader}\"");
-        wait_until(&format!("{region}: the {reader} idles"), || async {
-            match metric(cluster, region, "aigo_reader_asleep", &[&label]).await {
-                1.0 => Ok(()),
-                other => Err(format!("aigo_reader_asleep{{{label}}} = {other}")),
-            }
-        })
-        .await;
+        let what = format!("{region}: the {reader} idles");
+        wait_for_metric(cluster, region, "aigo_reader_asleep", &[&label], 1.0, &what).await;
     }
 }
 

@@ -13,6 +13,7 @@ mod support;
 mod audit;
 mod bad_input;
 mod catalogue_batch;
+mod catch_up_gears;
 mod changes;
 mod checkpoint_store;
 mod clock;

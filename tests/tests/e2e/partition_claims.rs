@@ -96,13 +96,17 @@ async fn a_process_whose_session_was_killed_lets_go_and_another_takes_over(pool:
     assert_disjoint_cover(&first, &second, &all);
     assert_eq!((first.held().len(), second.held().len()), (2, 2));
 
-    // The server ends the first's session (as a PostgreSQL restart or failover would).
+    // The server ends the first's session (as a PostgreSQL restart or failover would). The
+    // call waits until the backend has exited: a signalled backend releases its advisory locks
+    // only on its way out, after its client has already seen the error.
     let killed: i64 = sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l
-          WHERE l.locktype = 'advisory' AND l.mode = 'ExclusiveLock'
-            AND l.objid::int4 = ANY($1)
-            AND l.pid <> pg_backend_pid()
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(holder.pid, 10000))
+           FROM (SELECT DISTINCT l.pid FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.mode = 'ExclusiveLock'
+                    AND l.objid::int4 = ANY($1)
+                    AND l.pid <> pg_backend_pid()
+                    AND l.database = (SELECT oid FROM pg_database
+                                       WHERE datname = current_database())) AS holder",
     )
     .bind(first.held().iter().map(|(_, p)| *p).collect::<Vec<i32>>())
     .fetch_one(&pool)

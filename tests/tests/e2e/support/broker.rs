@@ -64,7 +64,8 @@ impl PrivateBroker {
         let storage = if options.in_memory {
             "memory://nisshi/"
         } else {
-            "sqlite:///nisshi.db"
+            // As scripts/services.sh starts the dev broker (docs/BROKER.md, "The sqlite engine").
+            "sqlite:///nisshi.db?mode=direct"
         };
         let mut broker = Self {
             addr,
