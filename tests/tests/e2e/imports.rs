@@ -465,7 +465,19 @@ async fn an_export_imported_into_a_fresh_deployment_gives_the_same_counts_and_ca
         }
     })
     .await;
-    assert_eq!(settled_counts(&cluster, &regions).await, counts);
+    // Every command is stored once the imports answer; folding them can take a moment longer.
+    wait_until(
+        "the fresh deployment counts what the original did",
+        || async {
+            let now = counts_seen(&cluster, &regions).await?;
+            if now.iter().all(|seen| *seen == counts) {
+                Ok(())
+            } else {
+                Err(format!("{now:?}, expected {counts:?}"))
+            }
+        },
+    )
+    .await;
     for region in regions {
         let pool = cluster.pool(region).await;
         wait_until(&format!("{region}'s catalogue equal"), || async {
@@ -498,40 +510,46 @@ fn ownership_by_provider() -> crate::support::cluster::ClusterOptions {
     }
 }
 
-/// Counts once every node agrees (their `total`, `active` and per-provider and per-region figures).
+/// Counts once every node agrees on them (`total`, `active`, per-provider and per-region
+/// figures) and a second look at every node 300 ms later finds the same: a check of `total` and
+/// `active` alone passed while availability commands just imported were still being folded
+/// (both nodes behind by the same relay batch).
 async fn settled_counts(cluster: &Cluster, regions: &[&str]) -> Value {
     wait_until("every node agrees", || async {
-        let mut seen = Vec::new();
-        for region in regions {
-            let counts = cluster.counts(region).await?;
-            let available: BTreeMap<String, Value> = counts["regions"]
-                .as_object()
-                .map(|regions| {
-                    regions
-                        .iter()
-                        .map(|(region, c)| (region.clone(), c["available"].clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            seen.push(json!({
-                "total": counts["total"],
-                "active": counts["active"],
-                "by_provider": counts["by_provider"],
-                "available": available,
-            }));
-        }
+        let first = counts_seen(cluster, regions).await?;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let again = cluster.counts(regions[0]).await?;
-        let stable = seen.iter().all(|s| *s == seen[0])
-            && again["total"] == seen[0]["total"]
-            && again["active"] == seen[0]["active"];
-        if stable {
-            Ok(seen[0].clone())
+        let again = counts_seen(cluster, regions).await?;
+        if first.iter().chain(&again).all(|s| *s == first[0]) {
+            Ok(first[0].clone())
         } else {
-            Err(format!("{seen:?}"))
+            Err(format!("{first:?} then {again:?}"))
         }
     })
     .await
+}
+
+/// Every node's counts, in the shape [`settled_counts`] compares.
+async fn counts_seen(cluster: &Cluster, regions: &[&str]) -> Result<Vec<Value>, String> {
+    let mut seen = Vec::new();
+    for region in regions {
+        let counts = cluster.counts(region).await?;
+        let available: BTreeMap<String, Value> = counts["regions"]
+            .as_object()
+            .map(|regions| {
+                regions
+                    .iter()
+                    .map(|(region, c)| (region.clone(), c["available"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        seen.push(json!({
+            "total": counts["total"],
+            "active": counts["active"],
+            "by_provider": counts["by_provider"],
+            "available": available,
+        }));
+    }
+    Ok(seen)
 }
 
 async fn export_to(cluster: &Cluster, region: &str, file: &Path) -> std::process::Output {
