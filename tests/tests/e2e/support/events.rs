@@ -25,7 +25,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use sqlx::types::chrono::{DateTime, Utc};
 
-use super::kafka::read_all_within;
+use super::kafka::{LONG_FETCH_WAIT, read_all_within};
 
 const PROVIDERS: [&str; 8] = [
     "openai",
@@ -451,7 +451,9 @@ impl Record {
 /// the real end). Index = partition, records in offset order.
 pub async fn read_partitions(brokers: &str, topic: &str, partitions: i32) -> Vec<Vec<Record>> {
     let mut records: Vec<Vec<Record>> = (0..partitions).map(|_| Vec::new()).collect();
-    for message in read_all_within(brokers, topic, partitions, Duration::from_secs(180)).await {
+    let within = Duration::from_secs(180);
+    let messages = read_all_within(brokers, topic, partitions, within, LONG_FETCH_WAIT).await;
+    for message in messages {
         records[usize::try_from(message.partition).unwrap()].push(Record {
             offset: message.offset,
             key: message.key.unwrap_or_default(),

@@ -12,6 +12,14 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::time::Instant;
 
+/// A reader's fetch wait for the short topics most tests write: little added at each
+/// partition's end.
+pub const SHORT_FETCH_WAIT: Duration = Duration::from_millis(10);
+/// For topics of hundreds of thousands of records: Nisshi's sqlite engine stops filling an
+/// answer once the fetch's wait has passed, so 10 ms waits read it at a few thousand records a
+/// second (docs/BROKER.md, "The sqlite engine"); a long wait costs only at each partition's end.
+pub const LONG_FETCH_WAIT: Duration = Duration::from_millis(500);
+
 /// Broker list: `KAFKA_BROKERS`, default the test broker of `scripts/services.sh`.
 pub fn brokers() -> String {
     std::env::var("KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned())
@@ -42,7 +50,7 @@ impl Received {
     }
 }
 
-fn consumer(brokers: &str) -> StreamConsumer {
+fn consumer(brokers: &str, fetch_wait: Duration) -> StreamConsumer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         // assign() needs a group id; the group is never joined and nothing is committed.
@@ -51,7 +59,7 @@ fn consumer(brokers: &str) -> StreamConsumer {
         // End of data is partition EOF: Nisshi's high watermark is the last batch's base
         // offset + 1, not the last offset + 1, so it cannot bound the read.
         .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "10")
+        .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
         .create()
         .unwrap()
 }
@@ -64,17 +72,26 @@ pub async fn read_all(topic: &str, partitions: i32) -> Vec<Received> {
 /// Every message of the topic, read from the beginning of each partition to its end, in
 /// partition then offset order.
 pub async fn read_all_from(brokers: &str, topic: &str, partitions: i32) -> Vec<Received> {
-    read_all_within(brokers, topic, partitions, super::DEADLINE).await
+    read_all_within(
+        brokers,
+        topic,
+        partitions,
+        super::DEADLINE,
+        SHORT_FETCH_WAIT,
+    )
+    .await
 }
 
-/// As [`read_all_from`], failing if the ends are not reached `within` (long topics).
+/// As [`read_all_from`], failing if the ends are not reached `within` (long topics), fetching
+/// with `fetch_wait` ([`SHORT_FETCH_WAIT`] or [`LONG_FETCH_WAIT`]).
 pub async fn read_all_within(
     brokers: &str,
     topic: &str,
     partitions: i32,
     within: Duration,
+    fetch_wait: Duration,
 ) -> Vec<Received> {
-    let consumer = consumer(brokers);
+    let consumer = consumer(brokers, fetch_wait);
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
         assignment
@@ -123,7 +140,7 @@ pub async fn read_all_within(
 pub async fn partition_count(topic: &str) -> usize {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        let metadata = consumer(&brokers())
+        let metadata = consumer(&brokers(), SHORT_FETCH_WAIT)
             .fetch_metadata(Some(&topic), Duration::from_secs(10))
             .unwrap();
         metadata
