@@ -142,8 +142,10 @@ undecodable = "fail"
 index = true
 # Events per block: an instant's answer folds at most this many of each actor's events.
 block_events = 64
-# The indexer saves each actor's fold after this many events, to resume from after a restart.
-fold_every_events = 50000
+# The indexer saves each actor's fold after this many events, to resume from after a restart
+# (its head and the facts that changed since the last save): a restart folds at most about this
+# many of each actor's events again.
+fold_every_events = 4096
 # A history read waits this long for the index to hold every logged event, then replays.
 index_wait_ms = 2000
 "#;

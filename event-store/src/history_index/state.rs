@@ -48,7 +48,7 @@ pub async fn forget_actor(
     region: &str,
     partition: i32,
 ) -> Result<(), sqlx::Error> {
-    for table in ["history_blocks", "history_folds"] {
+    for table in ["history_blocks", "history_folds", "history_fold_facts"] {
         sqlx::query(&format!(
             "DELETE FROM {table} WHERE region = $1 AND partition = $2"
         ))

@@ -2,7 +2,8 @@
 //! step of a scripted history: three regions, every kind of event, a clock that steps back, an
 //! undecodable row, a region cut off while the others go on and later healed (its events
 //! logged late, stamped before what the index already holds), an indexer restart resuming from
-//! its saved folds, and a row logged out of its actor's order (the actor is rebuilt).
+//! its saved folds (heads and facts rows), the index dropped while facts rows of the old one
+//! stay behind, and a row logged out of its actor's order (the actor is rebuilt).
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,7 @@ use domain::{
 };
 use event_store::event_log::{self, LoggedEvent};
 use event_store::history_index;
-use projector::ChangeFeed;
+use projector::{ChangeFeed, FoldHead};
 use query_api::history::counts_at_points;
 use query_api::history::index::{BlockPolicy, counts_from_index, run_indexer};
 use rand::rngs::StdRng;
@@ -287,7 +288,8 @@ async fn the_index_answers_what_a_full_replay_answers_at_every_step(pool: PgPool
     .await
     .unwrap();
     stop_indexer(indexer).await;
-    // Dropping the index (as an operator may): it is built again from the log.
+    // Dropping the index (as an operator may; here forgetting `history_fold_facts`, whose stale
+    // rows the first resume points replace): it is built again from the log.
     sqlx::raw_sql(
         "TRUNCATE history_blocks, history_folds; UPDATE history_index_state SET indexed_through = 0",
     )
@@ -346,5 +348,24 @@ async fn the_index_answers_what_a_full_replay_answers_at_every_step(pool: PgPool
         "{blocks} blocks"
     );
     assert!(folds > 0, "no resume point saved");
+    // Every resume point is whole in its parts: as many facts rows as its head counts streams
+    // (a resume point missing rows would be dropped and its actor folded again from nothing).
+    let saved: Vec<(String, i32, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT f.region, f.partition, f.fold,
+                (SELECT count(*) FROM history_fold_facts AS r
+                  WHERE r.region = f.region AND r.partition = f.partition)
+           FROM history_folds AS f",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (region, partition, head, rows) in saved {
+        let head = FoldHead::decode(&head).expect("a resume point saved in parts");
+        assert_eq!(
+            head.streams(),
+            u64::try_from(rows).unwrap(),
+            "{region}/{partition}: facts rows against the head's streams"
+        );
+    }
     stop_indexer(indexer).await;
 }

@@ -8,11 +8,11 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use event_store::event_log;
-use event_store::history_index::{self as index, StoredBlock, StoredFold};
+use event_store::history_index::{self as index, FoldSave, StoredBlock, StoredFold};
 use projector::{ActorId, ChangeFeed, CodecError};
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::broadcast::error::RecvError;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::actor_log::{ActorLog, BlockPolicy, Pushed, actor_of};
 
@@ -135,7 +135,8 @@ impl Indexer {
     }
 
     /// The actor's log resumed from `saved`, unless a row arrived after it that belongs before
-    /// it (then from nothing, its index dropped).
+    /// it, or it does not decode (then from nothing, its index dropped: the index is derived
+    /// data, rebuilt from the log).
     async fn resumed(
         &self,
         conn: &mut PgConnection,
@@ -153,7 +154,13 @@ impl Indexer {
             )
             .await?;
             if !late {
-                return Ok(ActorLog::resume(actor.clone(), saved)?);
+                let rows = index::load_fold_facts(&mut *conn, region, actor.partition).await?;
+                match ActorLog::resume(actor.clone(), saved, rows) {
+                    Ok(log) => return Ok(log),
+                    Err(error) => {
+                        warn!(%error, %actor, "history index: a saved fold does not decode; rebuilding the actor");
+                    }
+                }
             }
         }
         index::forget_actor(conn, region, actor.partition).await?;
@@ -253,7 +260,7 @@ impl Indexer {
         actors: impl IntoIterator<Item = &'a ActorId>,
     ) -> Result<(), IndexError> {
         let mut blocks: Vec<StoredBlock> = Vec::new();
-        let mut folds: Vec<StoredFold> = Vec::new();
+        let mut folds: Vec<FoldSave> = Vec::new();
         for actor in actors {
             if let Some(log) = self.logs.get_mut(actor) {
                 let (closed, fold) = log.take_writes()?;
