@@ -43,6 +43,8 @@ pub struct Application {
     withdrawal_interval: Duration,
     /// A connection whose written data the client does not take for this long is closed.
     write_timeout: Duration,
+    /// Longest a stop waits for requests in flight before cutting them.
+    shutdown_grace: Duration,
     /// How the history index cuts blocks; `None`: no index (history replays).
     history_index: Option<BlockPolicy>,
     pool: PgPool,
@@ -134,6 +136,7 @@ impl Application {
             queries,
             withdrawal_interval: settings.projector.withdrawal_interval,
             write_timeout: settings.http.write_timeout,
+            shutdown_grace: settings.http.shutdown_grace,
             history_index: settings.history.index.then_some(BlockPolicy {
                 block_events: settings.history.block_events.get(),
                 fold_every_events: settings.history.fold_every_events,
@@ -246,13 +249,50 @@ impl Application {
             Some(ended) = tasks.join_next() => report(ended),
         };
         let _ = stop.send(true);
-        while let Some(ended) = tasks.join_next().await {
-            failed |= report(ended);
-        }
+        failed |= stop_within(&mut tasks, self.shutdown_grace).await;
         if failed {
             anyhow::bail!("a task of the node failed");
         }
         Ok(())
+    }
+}
+
+/// Waits for every task to stop, for at most `grace`; then cuts the rest (the HTTP server with
+/// the requests still in flight: their transactions roll back, clients re-send with their
+/// idempotency keys), naming them. Without the bound, one response or query that cannot finish
+/// (an import waiting on a database out of reach) would hold the stop until the orchestrator's
+/// SIGKILL. True if a task failed.
+async fn stop_within(
+    tasks: &mut JoinSet<(&'static str, anyhow::Result<()>)>,
+    grace: Duration,
+) -> bool {
+    let mut failed = false;
+    let deadline = tokio::time::sleep(grace);
+    let mut deadline = std::pin::pin!(deadline);
+    loop {
+        tokio::select! {
+            ended = tasks.join_next() => match ended {
+                Some(ended) => failed |= report(ended),
+                None => return failed,
+            },
+            () = &mut deadline => {
+                tracing::warn!(
+                    tasks = tasks.len(),
+                    grace_ms = grace.as_millis(),
+                    "tasks still running after the shutdown grace: cut"
+                );
+                tasks.abort_all();
+                while let Some(ended) = tasks.join_next().await {
+                    if let Err(error) = &ended
+                        && error.is_cancelled()
+                    {
+                        continue;
+                    }
+                    failed |= report(ended);
+                }
+                return failed;
+            }
+        }
     }
 }
 

@@ -35,6 +35,10 @@ max_streams_per_client = 16
 # A connection whose written data the client does not take for this long is closed (a live
 # stream whose client stopped reading gives back its slot).
 write_timeout_ms = 30000
+# On a stop (SIGTERM), the node's tasks and the requests in flight get this long to finish, then
+# are cut (clients re-send with their idempotency keys). Keep it below the orchestrator's grace
+# (Kubernetes: 30 s).
+shutdown_grace_ms = 10000
 # How often a live stream reports freshness; also its heartbeat.
 stream_tick_ms = 1000
 # History reads (?at=, series, a model's history) run at once, and started per second; more
@@ -213,6 +217,8 @@ pub struct HttpSettings {
     pub max_streams_per_client: usize,
     #[serde(rename = "write_timeout_ms", deserialize_with = "millis")]
     pub write_timeout: Duration,
+    #[serde(rename = "shutdown_grace_ms", deserialize_with = "millis")]
+    pub shutdown_grace: Duration,
     pub max_history_reads: NonZeroUsize,
     pub history_reads_per_second: NonZeroU32,
     #[serde(rename = "stream_tick_ms", deserialize_with = "millis")]

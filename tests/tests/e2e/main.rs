@@ -22,6 +22,7 @@ mod convergence;
 mod dashboard;
 mod exchange_trust;
 mod follower_churn;
+mod graceful_stop;
 mod group_commit;
 mod history;
 mod history_index;
