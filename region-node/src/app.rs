@@ -43,7 +43,7 @@ pub struct Application {
     withdrawal_interval: Duration,
     /// A connection whose written data the client does not take for this long is closed.
     write_timeout: Duration,
-    /// Longest a stop waits for requests in flight before cutting them.
+    /// Longest a stop waits for the tasks and requests in flight before cutting them.
     shutdown_grace: Duration,
     /// How the history index cuts blocks; `None`: no index (history replays).
     history_index: Option<BlockPolicy>,
@@ -259,7 +259,7 @@ impl Application {
 
 /// Waits for every task to stop, for at most `grace`; then cuts the rest (the HTTP server with
 /// the requests still in flight: their transactions roll back, clients re-send with their
-/// idempotency keys), naming them. Without the bound, one response or query that cannot finish
+/// idempotency keys), logging how many. Without the bound, one response or query that cannot finish
 /// (an import waiting on a database out of reach) would hold the stop until the orchestrator's
 /// SIGKILL. True if a task failed.
 async fn stop_within(
