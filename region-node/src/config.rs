@@ -99,6 +99,14 @@ catalogue_fetch_wait_ms = 50
 # engine a short wait also cuts every answer short (about 2,400 records/s at 50 ms, 15-28k/s at
 # 500-2,000 ms; docs/BROKER.md). 0: one consumer, always the short wait.
 catch_up_fetch_wait_ms = 1000
+# Under load a tail reader fetches again as soon as an answer arrives, a few records at a
+# time, and Nisshi answers each fetch with several rounds of SQL per partition named: the
+# broker spends its cores on fetches that carry almost nothing (docs/BROKER.md, "Fewer,
+# fuller fetches"). A projector, catalogue follower or state exchange consumer that just got
+# records of a partition waits this long before fetching it again (librdkafka
+# queued.min.messages = 1 and fetch.queue.backoff.ms). It costs at most this much latency, and
+# only while records keep coming; 0: fetch again at once.
+tail_fetch_pause_ms = 50
 # An idle node does not poll. A caught-up projector or catalogue follower that read nothing
 # for `idle_after_ms` stops fetching until told records arrived: the projector by its region's
 # relay (NOTIFY relayed), the follower by the actor states the node merges. It looks anyway
@@ -278,6 +286,10 @@ pub struct KafkaSettings {
     /// (zero: no such consumer).
     #[serde(rename = "catch_up_fetch_wait_ms", deserialize_with = "millis")]
     pub catch_up_fetch_wait: Duration,
+    /// How long a tail reader waits before fetching a partition that just gave it records
+    /// (zero: at once).
+    #[serde(rename = "tail_fetch_pause_ms", deserialize_with = "millis")]
+    pub tail_fetch_pause: Duration,
     /// A projector or follower that read nothing this long stops fetching (zero: never).
     #[serde(rename = "idle_after_ms", deserialize_with = "millis")]
     pub idle_after: Duration,
@@ -300,16 +312,29 @@ impl KafkaSettings {
     }
 
     /// The clients of the projector and the state exchange: their fetches wait
-    /// `fetch_wait_ms`.
+    /// `fetch_wait_ms`, and pause `tail_fetch_pause_ms` after records.
     pub fn live_client(&self) -> KafkaClient {
-        self.client()
+        self.tail_paused(self.client())
             .with_tuning("fetch.wait.max.ms", self.fetch_wait.as_millis())
     }
 
-    /// The catalogue follower's clients: their fetches wait `catalogue_fetch_wait_ms`.
+    /// The catalogue follower's clients: their fetches wait `catalogue_fetch_wait_ms`, and
+    /// pause `tail_fetch_pause_ms` after records.
     pub fn catalogue_client(&self) -> KafkaClient {
-        self.client()
+        self.tail_paused(self.client())
             .with_tuning("fetch.wait.max.ms", self.catalogue_fetch_wait.as_millis())
+    }
+
+    /// `client` fetching a partition again only once the records it queued were taken and
+    /// `tail_fetch_pause_ms` passed: librdkafka backs a partition off for
+    /// `fetch.queue.backoff.ms` whenever its queue holds `queued.min.messages`.
+    fn tail_paused(&self, client: KafkaClient) -> KafkaClient {
+        if self.tail_fetch_pause.is_zero() {
+            return client;
+        }
+        client
+            .with_tuning("queued.min.messages", 1)
+            .with_tuning("fetch.queue.backoff.ms", self.tail_fetch_pause.as_millis())
     }
 
     /// The client of a projector's or follower's consumer while it is far behind, if any:
@@ -427,6 +452,29 @@ mod tests {
         assert_eq!(settings.events_topic("eu-west"), "aigo.events.eu-west");
         assert_eq!(settings.projector.undecodable, UndecodablePolicy::Fail);
         assert_eq!(settings.dead_letter_topic(), "aigo.dead-letter");
+    }
+
+    #[test]
+    fn tail_readers_pause_after_records_and_catching_up_ones_do_not() {
+        let settings = Settings::load(None).unwrap();
+        for client in [
+            settings.kafka.live_client(),
+            settings.kafka.catalogue_client(),
+        ] {
+            let config = client.config(&[]);
+            assert_eq!(config.get("queued.min.messages"), Some("1"));
+            assert_eq!(config.get("fetch.queue.backoff.ms"), Some("50"));
+        }
+        let catch_up = settings.kafka.catch_up_client().unwrap().config(&[]);
+        assert_eq!(catch_up.get("queued.min.messages"), None);
+
+        let off: Settings = Figment::from(Toml::string(DEFAULTS))
+            .merge(Toml::string("[kafka]\ntail_fetch_pause_ms = 0\n"))
+            .extract()
+            .unwrap();
+        let config = off.kafka.live_client().config(&[]);
+        assert_eq!(config.get("queued.min.messages"), None);
+        assert_eq!(config.get("fetch.queue.backoff.ms"), None);
     }
 
     #[test]
