@@ -34,11 +34,14 @@ pub async fn served_but_retired<'e>(
     db: impl PgExecutor<'e>,
     region: &RegionId,
 ) -> Result<Vec<String>, sqlx::Error> {
+    // From the retired models (a partial index), each looked up by key: a join let the
+    // planner hash every row the region serves, a cost that grew with the catalogue.
     sqlx::query_scalar(
-        "SELECT a.model_id FROM catalogue_availability a
-           JOIN catalogue_models m USING (model_id)
-          WHERE a.region = $1 AND a.served AND m.lifecycle = 'retired'
-          ORDER BY a.model_id",
+        "SELECT m.model_id FROM catalogue_models m
+          WHERE m.lifecycle = 'retired'
+            AND (SELECT a.served FROM catalogue_availability a
+                  WHERE a.region = $1 AND a.model_id = m.model_id)
+          ORDER BY m.model_id",
     )
     .bind(region.as_str())
     .fetch_all(db)

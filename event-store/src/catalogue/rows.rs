@@ -49,7 +49,8 @@ const SELECT: &str = "SELECT m.model_id, m.provider, m.home_region, m.name, m.de
 
 /// Up to `limit` models matching `filter`, ordered by id. Keyset pagination on the id (byte
 /// order): a page never repeats or skips a model that existed when the listing began, however
-/// many are added meanwhile.
+/// many are added meanwhile. The cursor is a bound (`''` before the first page) so the page is
+/// read from the byte-order index (`catalogue_models_id_bytes`) from where the last one ended.
 pub async fn list<'e>(
     db: impl PgExecutor<'e>,
     filter: &ModelFilter,
@@ -62,7 +63,7 @@ pub async fn list<'e>(
             AND ($3::text IS NULL OR m.status = $3)
             AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM catalogue_availability r
                  WHERE r.model_id = m.model_id AND r.region = $4 AND r.served))
-            AND ($5::text IS NULL OR m.model_id COLLATE \"C\" > $5)
+            AND m.model_id COLLATE \"C\" > coalesce($5, '')
           ORDER BY m.model_id COLLATE \"C\"
           LIMIT $6"
     ))

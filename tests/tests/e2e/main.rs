@@ -40,6 +40,7 @@ mod read_your_writes;
 mod recreated_store;
 mod relay;
 mod relay_faults;
+mod retired_models;
 mod secured;
 mod soak;
 mod stream_heads;
