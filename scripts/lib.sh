@@ -54,6 +54,51 @@ wait_for_port() {
     done
 }
 
+# bench_python: the python of a venv with confluent-kafka (the client of the broker
+# benchmarks, scripts/bench-sqlite-*.sh), created under ~/.cache/aigo-tracker on first use.
+bench_python() {
+    local venv="$HOME/.cache/aigo-tracker/venv-bench" version=2.16.2
+    if ! "$venv/bin/python" -c "import confluent_kafka" 2>/dev/null; then
+        log "creating $venv with confluent-kafka $version"
+        python3 -m venv --clear "$venv" >&2
+        "$venv/bin/pip" install --quiet "confluent-kafka==$version" >&2
+    fi
+    echo "$venv/bin/python"
+}
+
+# start_bench_broker PORT [QUERY]: a private Nisshi on the sqlite engine at 127.0.0.1:PORT,
+# its file `$bench_broker_dir/nisshi.db` (QUERY appended to its URL, e.g. ?mode=direct) in a
+# fresh directory; sets bench_broker_dir and bench_broker_pid. stop_bench_broker ends it.
+bench_broker_dir=""
+bench_broker_pid=""
+start_bench_broker() {
+    local port=$1 query=${2:-}
+    [[ -x "$NISSHI_BIN" ]] || die "$NISSHI_BIN not found; run scripts/install-deps.sh"
+    port_open 127.0.0.1 "$port" && die "port $port is taken"
+    bench_broker_dir="$(mktemp -d /tmp/aigo-bench-broker.XXXXXX)"
+    # Started in /: Nisshi resolves sqlite paths against its working directory.
+    (cd / && RUST_LOG=error exec "$NISSHI_BIN" broker --cluster-id bench \
+        --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine "sqlite://$bench_broker_dir/nisshi.db$query" \
+        >"$bench_broker_dir/log" 2>&1) &
+    bench_broker_pid=$!
+    wait_for_port 127.0.0.1 "$port" 30 "$bench_broker_pid" ||
+        die "the broker did not start: $(tail -3 "$bench_broker_dir/log")"
+}
+
+# stop_bench_broker: kills the broker start_bench_broker started and removes its directory
+# (safe to call again, e.g. from an EXIT trap).
+stop_bench_broker() {
+    if [[ -n "$bench_broker_pid" ]]; then
+        kill -s KILL -- "$bench_broker_pid" 2>/dev/null || true
+        wait "$bench_broker_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$bench_broker_dir" ]]; then
+        rm -rf "$bench_broker_dir"
+    fi
+    bench_broker_pid="" bench_broker_dir=""
+}
+
 # Run as root directly, otherwise through sudo (developer machines).
 as_root() {
     if ((EUID == 0)); then
