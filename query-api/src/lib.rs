@@ -18,7 +18,7 @@ mod routes;
 mod state;
 pub mod stream;
 
-pub use history::HistoryGate;
+pub use history::{HistoryGate, IndexUse};
 pub use openapi::ApiDoc;
 pub use readiness::TaskHealth;
 pub use routes::router;

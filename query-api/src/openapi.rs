@@ -114,9 +114,10 @@ pub(crate) struct NotFound(#[allow(dead_code)] Problem);
 #[response(status = 422, content_type = "application/problem+json")]
 pub(crate) struct Unprocessable(#[allow(dead_code)] Problem);
 
-/// The read model is unreachable, a read ran past the statement timeout, or every slot is
-/// taken (the stream's, or the history reads'); retry (`unavailable`, `read-timeout`,
-/// `too-many-streams`, `busy`).
+/// The read model is unreachable, a read ran past the statement timeout, every slot is taken
+/// (the stream's, or the history reads'), or the history index is catching up on a log too
+/// large to replay for one read; retry (`unavailable`, `read-timeout`, `too-many-streams`,
+/// `busy`, `index-catching-up`).
 #[derive(IntoResponses)]
 #[response(
     status = 503,

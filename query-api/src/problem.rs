@@ -35,6 +35,12 @@ pub enum QueryError {
     OverBudget(u32),
     #[error("the read took longer than this node allows; narrow it or retry later")]
     ReadTimeout,
+    #[error(
+        "the history index holds {indexed} of the {logged} events logged and is catching up \
+         (after a restart or a burst); a replay of the whole log is not run for one read; \
+         retry shortly"
+    )]
+    IndexCatchingUp { indexed: i64, logged: i64 },
     #[error("{0}")]
     Internal(&'static str),
 }
@@ -60,7 +66,8 @@ impl QueryError {
             | Self::LogUnavailable
             | Self::Busy(_)
             | Self::OverBudget(_)
-            | Self::ReadTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::ReadTimeout
+            | Self::IndexCatchingUp { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::InvalidInstant(_) | Self::InvalidSeries(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -79,6 +86,7 @@ impl QueryError {
             Self::Unavailable | Self::LogUnavailable => "unavailable",
             Self::Busy(_) | Self::OverBudget(_) => "busy",
             Self::ReadTimeout => "read-timeout",
+            Self::IndexCatchingUp { .. } => "index-catching-up",
             Self::InvalidInstant(_) => "invalid-instant",
             Self::InvalidSeries(_) => "invalid-series",
             Self::Internal(_) => "internal",

@@ -15,7 +15,7 @@ use projector::ChangeFeed;
 use projector::Projection;
 use projector_runtime::retired::RetiredModels;
 use query_api::history::index::{BlockPolicy, run_indexer};
-use query_api::{HistoryGate, QueryState, StreamHub, TaskHealth};
+use query_api::{HistoryGate, IndexUse, QueryState, StreamHub, TaskHealth};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -109,7 +109,10 @@ impl Application {
                 let gate = HistoryGate::new(settings.http.max_history_reads.get())
                     .with_budget(settings.http.history_reads_per_second);
                 if settings.history.index {
-                    gate.with_index(settings.history.index_wait)
+                    gate.with_index(IndexUse {
+                        wait: settings.history.index_wait,
+                        replay_limit: settings.history.replay_limit_events,
+                    })
                 } else {
                     gate
                 }

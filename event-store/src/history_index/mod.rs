@@ -9,4 +9,6 @@ mod state;
 
 pub use blocks::{BlockKey, RangeBlock, StoredBlock, blocks_between, cut_blocks, upsert_blocks};
 pub use folds::{FoldFactsRow, FoldSave, StoredFold, load_fold_facts, load_folds, save_folds};
-pub use state::{covers_log, forget_actor, indexed_through, reset, set_indexed_through};
+pub use state::{
+    LogCoverage, forget_actor, indexed_through, log_coverage, reset, set_indexed_through,
+};

@@ -9,14 +9,35 @@ pub async fn indexed_through<'e>(db: impl PgExecutor<'e>) -> Result<i64, sqlx::E
         .await
 }
 
-/// Whether the index holds every event logged so far (nothing arrived after `indexed_through`).
-pub async fn covers_log<'e>(db: impl PgExecutor<'e>) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT (SELECT indexed_through FROM history_index_state)
-                >= (SELECT COALESCE(max(arrival), 0) FROM event_log)",
+/// How far the index reaches against the log: reads use the index only when it holds every
+/// logged event, and what a replay instead would cost grows with `logged`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCoverage {
+    /// Every event logged with an arrival up to this is in the blocks.
+    pub indexed_through: i64,
+    /// The last arrival logged (0: nothing), about the number of events a replay reads.
+    pub logged: i64,
+}
+
+impl LogCoverage {
+    /// Whether the index holds every event logged so far (nothing arrived after it).
+    pub fn complete(&self) -> bool {
+        self.indexed_through >= self.logged
+    }
+}
+
+/// The index's reach and the log's last arrival, read together.
+pub async fn log_coverage<'e>(db: impl PgExecutor<'e>) -> Result<LogCoverage, sqlx::Error> {
+    let (indexed_through, logged) = sqlx::query_as(
+        "SELECT (SELECT indexed_through FROM history_index_state),
+                (SELECT COALESCE(max(arrival), 0) FROM event_log)",
     )
     .fetch_one(db)
-    .await
+    .await?;
+    Ok(LogCoverage {
+        indexed_through,
+        logged,
+    })
 }
 
 pub async fn set_indexed_through(conn: &mut PgConnection, arrival: i64) -> Result<(), sqlx::Error> {

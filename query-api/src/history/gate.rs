@@ -19,11 +19,22 @@ use crate::problem::QueryError;
 pub struct HistoryGate {
     permits: Arc<Semaphore>,
     limit: usize,
-    /// With a history index: how long a read waits for it to hold every logged event before
-    /// replaying the log instead. `None`: always replay.
-    index_wait: Option<Duration>,
+    /// With a history index: how reads use it. `None`: always replay.
+    index: Option<IndexUse>,
     /// Reads started per second, node-wide, and that number; `None`: no budget.
     budget: Option<(Arc<DefaultDirectRateLimiter>, u32)>,
+}
+
+/// How a read uses the history index.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexUse {
+    /// How long a read waits for the index to hold every logged event.
+    pub wait: Duration,
+    /// Past the wait, a read replays the log instead only if it holds at most this many
+    /// events; beyond, it is refused (503 `index-catching-up`): a replay reads the whole log
+    /// (seconds at a million events), and readers arriving while an indexer catches up after a
+    /// restart would each start one.
+    pub replay_limit: u64,
 }
 
 impl HistoryGate {
@@ -31,7 +42,7 @@ impl HistoryGate {
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
-            index_wait: None,
+            index: None,
             budget: None,
         }
     }
@@ -44,15 +55,15 @@ impl HistoryGate {
         self
     }
 
-    /// Reads counts from the history index, waiting up to `wait` for it to catch up.
+    /// Reads counts from the history index, as `index` says.
     #[must_use]
-    pub fn with_index(mut self, wait: Duration) -> Self {
-        self.index_wait = Some(wait);
+    pub fn with_index(mut self, index: IndexUse) -> Self {
+        self.index = Some(index);
         self
     }
 
-    pub fn index_wait(&self) -> Option<Duration> {
-        self.index_wait
+    pub fn index(&self) -> Option<IndexUse> {
+        self.index
     }
 
     /// A slot for one history read, held until the permit drops; refused when all are taken.

@@ -18,7 +18,7 @@ pub mod series;
 mod source;
 
 pub use at::counts_at;
-pub use gate::HistoryGate;
+pub use gate::{HistoryGate, IndexUse};
 pub use log::{PointCounts, counts_at_points};
 pub use model::model_history;
 pub use series::counts_series;

@@ -1,5 +1,7 @@
 //! Where counts as of instants come from: the history index when it holds every logged event
-//! (waiting a moment for it to catch up), otherwise a replay of the log. Both answer the same.
+//! (waiting a moment for it to catch up), otherwise a replay of the log if the log is small
+//! enough to replay for one read, otherwise a 503 until the index catches up. The index and a
+//! replay answer the same.
 
 use std::time::Duration;
 
@@ -22,18 +24,29 @@ pub async fn counts_at_instants(
     points: &[DateTime<Utc>],
     only: Option<&RegionId>,
 ) -> Result<Vec<PointCounts>, QueryError> {
-    if let Some(wait) = state.history.index_wait() {
-        let deadline = Instant::now() + wait;
+    if let Some(index) = state.history.index() {
+        let deadline = Instant::now() + index.wait;
         loop {
             match counts_from_index(&state.pool, points, only).await {
-                Ok(Some(counts)) => {
+                Ok(Ok(counts)) => {
                     metrics::counter!("history_reads_total", "source" => "index").increment(1);
                     return Ok(counts);
                 }
-                Ok(None) if Instant::now() + INDEX_RECHECK < deadline => {
+                Ok(Err(_)) if Instant::now() + INDEX_RECHECK < deadline => {
                     tokio::time::sleep(INDEX_RECHECK).await;
                 }
-                Ok(None) => break,
+                Ok(Err(coverage)) => {
+                    let logged = u64::try_from(coverage.logged).unwrap_or(0);
+                    if logged > index.replay_limit {
+                        metrics::counter!("history_reads_refused_total", "why" => "index-behind")
+                            .increment(1);
+                        return Err(QueryError::IndexCatchingUp {
+                            indexed: coverage.indexed_through,
+                            logged: coverage.logged,
+                        });
+                    }
+                    break;
+                }
                 Err(IndexReadError::Database(error)) => {
                     return Err(QueryError::log_unavailable(&error));
                 }

@@ -241,7 +241,7 @@ async fn index_equals_replay(pool: &PgPool, points: &[DateTime<Utc>], when: &str
         let indexed = counts_from_index(pool, points, region.as_ref())
             .await
             .unwrap()
-            .unwrap_or_else(|| panic!("the index was complete ({when})"));
+            .unwrap_or_else(|coverage| panic!("the index was complete ({when}): {coverage:?}"));
         let replayed = counts_at_points(pool, points, region.as_ref())
             .await
             .unwrap();

@@ -2,13 +2,13 @@
 //! instant's prefix ends in to the one the last instant's ends in are read in one pass: the
 //! first block's counters, then every block's events rolled forward, each instant taking the
 //! running counters plus its own block's events up to it. Read in one snapshot, and only when
-//! the index holds every logged event; otherwise the caller replays the log.
+//! the index holds every logged event; otherwise the caller is told how far it reaches.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use domain::RegionId;
-use event_store::history_index::{self as index, BlockKey, RangeBlock};
+use event_store::history_index::{self as index, BlockKey, LogCoverage, RangeBlock};
 use projector::history::{BlockEntry, decode_counters, decode_entries};
 use projector::{CodecError, CountSnapshot, MetricKey};
 use sqlx::PgPool;
@@ -23,15 +23,15 @@ pub enum IndexReadError {
     Codec(#[from] CodecError),
 }
 
-/// Counts at each of `points` (ascending) from the index, or `None` when the index does not
-/// yet hold every logged event.
+/// Counts at each of `points` (ascending) from the index, or how far it reaches when it does
+/// not yet hold every logged event.
 pub async fn counts_from_index(
     pool: &PgPool,
     points: &[DateTime<Utc>],
     only: Option<&RegionId>,
-) -> Result<Option<Vec<PointCounts>>, IndexReadError> {
+) -> Result<Result<Vec<PointCounts>, LogCoverage>, IndexReadError> {
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
-        return Ok(Some(Vec::new()));
+        return Ok(Ok(Vec::new()));
     };
     let mut tx = pool.begin().await?;
     // One snapshot for every read below; no JIT: these plans are many cheap index probes,
@@ -42,8 +42,9 @@ pub async fn counts_from_index(
     ] {
         sqlx::query(setting).execute(&mut *tx).await?;
     }
-    if !index::covers_log(&mut *tx).await? {
-        return Ok(None);
+    let coverage = index::log_coverage(&mut *tx).await?;
+    if !coverage.complete() {
+        return Ok(Err(coverage));
     }
     let span = [*first, *last];
     let cuts = index::cut_blocks(&mut *tx, &span, only.map(RegionId::as_str)).await?;
@@ -76,7 +77,7 @@ pub async fn counts_from_index(
     for actor in blocks.chunk_by(|a, b| a.region == b.region && a.partition == b.partition) {
         roll_actor(actor, points, &mut sums)?;
     }
-    Ok(Some(sums.into_points(points)))
+    Ok(Ok(sums.into_points(points)))
 }
 
 /// An entry with its keys numbered: (time in µs, counted, [(key number, change)]).
