@@ -7,7 +7,12 @@
 #
 #   scripts/soak.sh DURATION                # e.g. 30m, 90s, 1h
 #   SOAK_SEED=123 scripts/soak.sh 30m       # replays a run's load and fault schedule
-#   SOAK_WORKERS=32 scripts/soak.sh 30m     # more command workers (12 by default)
+#   SOAK_WORKERS=32 scripts/soak.sh 30m     # more command workers
+#
+# The load here is the million-event run's of docs/RELIABILITY.md: 8 command workers and 16
+# importers of 1,000-line batches (SOAK_WORKERS, SOAK_IMPORTERS, SOAK_IMPORT_LINES override
+# it; the test's own defaults, which CI's short soak uses, are 12, 1 and 200): imports cost far
+# less per event than single commands, so a 2-core machine carries the most events this way.
 #   SOAK_BROKER=memory scripts/soak.sh 30m  # in-memory broker, frozen instead of SIGKILLed
 #   REGION_NODE_BIN=/old/region-node SOAK_DEPLOY_BINARY=/new/region-node scripts/soak.sh 30m
 #                                           # the rolling deploy is an upgrade
@@ -42,7 +47,9 @@ cargo test --release -p tests --test e2e --no-run
 
 log "soak: $DURATION of faults, seed $SEED; report in $REPORT"
 set +e
-SOAK_DURATION=$DURATION SOAK_SEED=$SEED timeout --signal=TERM --kill-after=30 \
+SOAK_WORKERS=${SOAK_WORKERS:-8} SOAK_IMPORTERS=${SOAK_IMPORTERS:-16} \
+    SOAK_IMPORT_LINES=${SOAK_IMPORT_LINES:-1000} \
+    SOAK_DURATION=$DURATION SOAK_SEED=$SEED timeout --signal=TERM --kill-after=30 \
     $((seconds + 1200)) \
     cargo test --release -p tests --test e2e -- soak:: --nocapture --test-threads 1 \
     2>&1 | tee "$REPORT"
