@@ -55,6 +55,19 @@ fn total(answer: &support::Answer) -> &Value {
     &answer.body["total"]
 }
 
+/// Waits until `?at=<now>` answers 200 with `models` in all.
+async fn counted_at_now(cluster: &Cluster, models: i64) {
+    wait_until(&format!("?at=now counts {models} models"), || async {
+        let answer = counts_now(cluster).await;
+        if answer.status == StatusCode::OK && *total(&answer) == json!(models) {
+            Ok(())
+        } else {
+            Err(format!("{} {}", answer.status, answer.body))
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_replays_only_a_small_log_while_the_index_catches_up() {
     support::init_tracing();
@@ -71,15 +84,7 @@ async fn a_read_replays_only_a_small_log_while_the_index_catches_up() {
         register(&cluster, &format!("openai/catch-up-{n}")).await;
     }
     logged(&cluster, 3).await;
-    wait_until("the index holds the three events", || async {
-        let answer = counts_now(&cluster).await;
-        if answer.status == StatusCode::OK && *total(&answer) == json!(3) {
-            Ok(())
-        } else {
-            Err(format!("{} {}", answer.status, answer.body))
-        }
-    })
-    .await;
+    counted_at_now(&cluster, 3).await;
 
     // The indexer records its progress in this row: while the test holds it, the index
     // reaches no further than the three events.
@@ -120,13 +125,5 @@ async fn a_read_replays_only_a_small_log_while_the_index_catches_up() {
     );
 
     held.rollback().await.unwrap();
-    wait_until("the index answers again", || async {
-        let answer = counts_now(&cluster).await;
-        if answer.status == StatusCode::OK && *total(&answer) == json!(7) {
-            Ok(())
-        } else {
-            Err(format!("{} {}", answer.status, answer.body))
-        }
-    })
-    .await;
+    counted_at_now(&cluster, 7).await;
 }
