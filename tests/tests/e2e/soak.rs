@@ -18,7 +18,8 @@
 //! docs/RELIABILITY.md), `SOAK_WORKERS` (command workers, 12 by
 //! default; the long run on release builds takes more to reach its million events),
 //! `SOAK_IMPORTERS` and `SOAK_IMPORT_LINES` (concurrent `POST /v1/imports` senders, 1 by
-//! default, and commands per batch, 200).
+//! default, and commands per batch, 200), `SOAK_PG_SHARED_BUFFERS` (the soak's PostgreSQL's
+//! `shared_buffers`, its default unless set).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -151,7 +152,7 @@ async fn soak_counts_every_acknowledged_command_once_through_a_storm_of_faults()
     let duration = duration();
     let cut_for = (duration / 5).min(Duration::from_secs(60));
     // Declared first, dropped last: the cluster drops its databases on it.
-    let postgres = PrivatePostgres::start().await;
+    let postgres = PrivatePostgres::start_for_load().await;
     let mut postgres_proxies = BTreeMap::new();
     let mut region_database_urls = BTreeMap::new();
     for region in REGIONS {

@@ -45,6 +45,20 @@ impl PrivatePostgres {
         Self::start_with_options(String::new(), None).await
     }
 
+    /// As [`PrivatePostgres::start`], with `SOAK_PG_SHARED_BUFFERS` (e.g. `2GB`) as the server's
+    /// `shared_buffers` when set, PostgreSQL's default (128 MB) otherwise: to compare a soak
+    /// against a server sized like a production one (docs/RELIABILITY.md, "Part four").
+    pub async fn start_for_load() -> Self {
+        let Ok(size) = std::env::var("SOAK_PG_SHARED_BUFFERS") else {
+            return Self::start().await;
+        };
+        assert!(
+            !size.is_empty() && size.chars().all(|c| c.is_ascii_alphanumeric()),
+            "SOAK_PG_SHARED_BUFFERS={size}: expected a size such as 2GB or 128MB"
+        );
+        Self::start_with_options(format!("-c shared_buffers={size}"), None).await
+    }
+
     /// As [`PrivatePostgres::start`], serving TLS (besides plain connections) with `certs`'
     /// server certificate.
     pub async fn start_with_tls(certs: &super::certs::TestCerts) -> Self {
