@@ -5,7 +5,8 @@
 #
 # 1. Fills a fresh topic with EVENTS synthetic events (valid model histories; the generator
 #    first folds them in memory: the no-Kafka baseline), then runs `region-node replay` on it
-#    and prints its events/s.
+#    and prints its events/s. `REPLAY_RUNS=3` replays it three times; `BASELINE_BIN=/path/to/
+#    region-node` replays it with that build too, alternating with this one (same topic, same run).
 # 2. Fills another topic with LOG_EVENTS events spread over the last 30 days, starts a node
 #    (port 8097, a fresh database) whose catalogue follower logs them into event_log, then
 #    times GET /v1/counts?at= and GET /v1/counts/series (30 days at 1 h) with curl.
@@ -17,6 +18,10 @@ cd "$AIGO_ROOT"
 
 EVENTS=${1:-1000000}
 LOG_EVENTS=${2:-50000}
+REPLAY_RUNS=${REPLAY_RUNS:-1}
+BASELINE_BIN=${BASELINE_BIN:-}
+[[ "$REPLAY_RUNS" =~ ^[1-9][0-9]*$ ]] || die "REPLAY_RUNS must be a positive integer"
+[[ -z $BASELINE_BIN || -x $BASELINE_BIN ]] || die "BASELINE_BIN=$BASELINE_BIN is not an executable"
 BROKERS=127.0.0.1:19092
 PORT=8097
 PREFIX="bench-replay-$(date +%s)"
@@ -57,8 +62,18 @@ log "== replay of $EVENTS events"
 config synth '' "$PREFIX-r" >"$DIR/replay.toml"
 "$RELEASE/examples/fill_events" --brokers "$BROKERS" --topic "$PREFIX-r.events.synth" \
     --region synth --events "$EVENTS"
-"$RELEASE/region-node" --config "$DIR/replay.toml" replay >"$DIR/replay.json"
-jq -c '{records_read, events_replayed, elapsed_ms, events_per_second, total, active, retired}' "$DIR/replay.json"
+# replay_once BINARY LABEL: one replay of the topic, its figures on one line.
+replay_once() {
+    "$1" --config "$DIR/replay.toml" replay --quiet >"$DIR/replay.json"
+    printf '%-10s ' "$2"
+    jq -c '{records_read, events_replayed, elapsed_ms, events_per_second, total, active, retired}' "$DIR/replay.json"
+}
+for _ in $(seq "$REPLAY_RUNS"); do
+    replay_once "$RELEASE/region-node" "this build"
+    if [[ -n $BASELINE_BIN ]]; then
+        replay_once "$BASELINE_BIN" "baseline"
+    fi
+done
 
 log "== history queries on an event log of $LOG_EVENTS events over 30 days"
 config bench '"synth"' "$PREFIX-h" >"$DIR/history.toml"

@@ -43,6 +43,16 @@ impl Replay {
         Ok(outcome)
     }
 
+    /// Takes in the folds of `other`, a replay of other actors (records of one actor are
+    /// folded by one replay only, in their order: splitting an actor's records would fold
+    /// neither part right). An actor in both keeps this replay's fold.
+    pub fn absorb(&mut self, other: Replay) {
+        self.events = self.events.saturating_add(other.events);
+        for (actor, fold) in other.folds {
+            self.folds.entry(actor).or_insert(fold);
+        }
+    }
+
     /// Records handed to the fold, whatever their outcome.
     pub fn events(&self) -> u64 {
         self.events

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod otlp;
 pub mod recount;
 pub mod replay;
+mod replay_workers;
 pub mod reset_states;
 pub mod serve;
 pub mod streams;

@@ -13,6 +13,7 @@ use projector::{ActorId, RegionCounts, Replay, Totals};
 use serde::Serialize;
 
 use crate::config::Settings;
+use crate::replay_workers::FoldWorkers;
 use crate::topic_reader::TopicReader;
 
 /// What to replay.
@@ -105,29 +106,44 @@ fn replay_topics(
         .flat_map(|(_, reader)| reader.estimated.values())
         .sum();
     let bar = progress_bar(u64::try_from(estimate).unwrap_or(0), progress)?;
-    let mut replay = Replay::new();
+    let mut workers = FoldWorkers::start(fold_threads(), until)?;
     let mut records = 0_u64;
-    let mut cut = until.map(Cut::new);
+    // Actors take turns over the workers in reading order, so a region's partitions spread.
+    let mut actors: Vec<ActorId> = Vec::new();
+    let mut read = Ok(());
     for (region, reader) in &readers {
         let ends = reader.partitions().map(|p| (p, None)).collect();
-        reader.read(&ends, |record| {
-            records += 1;
-            if records.is_multiple_of(4096) {
-                bar.set_position(records);
-                if records > bar.length().unwrap_or(0) {
-                    bar.set_length(records);
+        read = reader
+            .read(&ends, |record| {
+                records += 1;
+                if records.is_multiple_of(4096) {
+                    bar.set_position(records);
+                    if records > bar.length().unwrap_or(0) {
+                        bar.set_length(records);
+                    }
                 }
-            }
-            let actor = ActorId::new((*region).clone(), record.partition);
-            fold(
-                &mut replay,
-                &actor,
-                record.offset,
-                record.payload,
-                cut.as_mut(),
-            )
-        })?;
+                let known = actors
+                    .iter()
+                    .position(|a| a.partition == record.partition && a.region == **region);
+                let worker = known.unwrap_or_else(|| {
+                    actors.push(ActorId::new((*region).clone(), record.partition));
+                    actors.len() - 1
+                });
+                let Some(actor) = actors.get(worker) else {
+                    anyhow::bail!("no actor for {region} partition {}", record.partition);
+                };
+                workers
+                    .push(worker, actor, record.offset, record.payload)
+                    .map_err(|_| anyhow::anyhow!("a fold stopped the replay"))
+            })
+            .map(|_| ());
+        if read.is_err() {
+            break;
+        }
     }
+    // A failed fold's own error says more than the reader's "stopped".
+    let replay = workers.finish()?;
+    read?;
     bar.set_length(records);
     bar.finish();
     Ok(ReplayRun {
@@ -136,6 +152,11 @@ fn replay_topics(
         records,
         elapsed: started.elapsed(),
     })
+}
+
+/// Fold threads: one per core, the reading thread and the broker's client share them.
+fn fold_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Where an `--until` replay stops: each actor (partition) is read in its log order, and its
