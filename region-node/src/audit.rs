@@ -343,50 +343,19 @@ pub fn compare(live: &PartitionFold, rebuilt: &PartitionFold) -> Vec<Difference>
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
-    use chrono::Utc;
-    use domain::{
-        EventEnvelope, EventPayload, LocalizedText, ModelId, OperationalStatus, ProviderId,
-        StreamId,
-    };
-
     use super::*;
-
-    fn registration(region: &RegionId, model: &str, position: u64) -> EventEnvelope {
-        let id = ModelId::parse(model).unwrap();
-        EventEnvelope {
-            event_id: uuid::Uuid::now_v7(),
-            schema_version: domain::CURRENT_SCHEMA_VERSION,
-            stream: StreamId::Model(id.clone()),
-            sequence: 1,
-            position,
-            model_id: id.clone(),
-            origin_region: region.clone(),
-            occurred_at: Utc::now(),
-            correlation_id: uuid::Uuid::now_v7(),
-            causation_id: None,
-            idempotency_key: None,
-            actor: None,
-            event: EventPayload::ModelRegistered {
-                id,
-                provider: ProviderId::parse("acme").unwrap(),
-                home_region: region.clone(),
-                name: LocalizedText::english(model),
-                description: None,
-                status: OperationalStatus::Operational,
-            },
-        }
-    }
+    use crate::test_events::registration;
 
     #[test]
     fn equal_folds_have_no_difference_and_an_extra_event_names_each_counter() {
         let region = RegionId::parse("eu-west").unwrap();
         let actor = ActorId::new(region.clone(), 2);
         let mut live = PartitionFold::new(actor.clone());
-        live.apply(0, &registration(&region, "acme/one", 1));
+        live.apply(0, &registration(&region, "acme/one", "acme", 1));
         let replayed = live.clone();
         assert!(compare(&live, &replayed).is_empty());
 
-        live.apply(1, &registration(&region, "acme/two", 2));
+        live.apply(1, &registration(&region, "acme/two", "acme", 2));
         let differences = compare(&live, &replayed);
         let keys: Vec<String> = differences
             .iter()

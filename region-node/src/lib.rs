@@ -19,6 +19,8 @@ pub mod serve;
 pub mod streams;
 pub mod supervisor;
 pub mod telemetry;
+#[cfg(test)]
+mod test_events;
 pub mod topic_reader;
 pub mod withdrawals;
 

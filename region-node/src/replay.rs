@@ -108,8 +108,6 @@ fn replay_topics(
     let bar = progress_bar(u64::try_from(estimate).unwrap_or(0), progress)?;
     let mut workers = FoldWorkers::start(fold_threads(), until)?;
     let mut records = 0_u64;
-    // Actors take turns over the workers in reading order, so a region's partitions spread.
-    let mut actors: Vec<ActorId> = Vec::new();
     let mut read = Ok(());
     for (region, reader) in &readers {
         let ends = reader.partitions().map(|p| (p, None)).collect();
@@ -122,18 +120,8 @@ fn replay_topics(
                         bar.set_length(records);
                     }
                 }
-                let known = actors
-                    .iter()
-                    .position(|a| a.partition == record.partition && a.region == **region);
-                let worker = known.unwrap_or_else(|| {
-                    actors.push(ActorId::new((*region).clone(), record.partition));
-                    actors.len() - 1
-                });
-                let Some(actor) = actors.get(worker) else {
-                    anyhow::bail!("no actor for {region} partition {}", record.partition);
-                };
                 workers
-                    .push(worker, actor, record.offset, record.payload)
+                    .push(region, record.partition, record.offset, record.payload)
                     .map_err(|_| anyhow::anyhow!("a fold stopped the replay"))
             })
             .map(|_| ());

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
+use domain::RegionId;
 use projector::{ActorId, Replay};
 
 use crate::replay::{Cut, fold};
@@ -20,7 +21,7 @@ const BATCH_RECORDS: usize = 2048;
 const QUEUED_BATCHES: usize = 4;
 
 /// Records bound for one worker: their payloads back to back, and for each its actor (an
-/// index into `actors`, so an actor's id is copied once per batch), offset and bytes.
+/// index into `actors`, the actors known when the batch was sent), offset and bytes.
 #[derive(Default)]
 struct Batch {
     actors: Vec<ActorId>,
@@ -28,11 +29,13 @@ struct Batch {
     records: Vec<(usize, i64, std::ops::Range<usize>)>,
 }
 
-/// The workers, and the batch being filled for each.
+/// The workers, the batch being filled for each, and every actor seen so far: an actor's
+/// index there picks its worker, so all its records go to the same one.
 pub(crate) struct FoldWorkers {
     senders: Vec<SyncSender<Batch>>,
     filling: Vec<Batch>,
     handles: Vec<JoinHandle<anyhow::Result<Replay>>>,
+    actors: Vec<ActorId>,
 }
 
 impl FoldWorkers {
@@ -54,28 +57,30 @@ impl FoldWorkers {
             filling: (0..count).map(|_| Batch::default()).collect(),
             senders,
             handles,
+            actors: Vec::new(),
         })
     }
 
-    /// Queues one record of `actor`; `worker` must be the same for every record of an actor.
-    /// An `Err` means that worker stopped (its fold failed): [`FoldWorkers::finish`] says why.
+    /// Queues one record of actor (`region`, `partition`), read at `offset`. An `Err` means
+    /// its worker stopped (its fold failed): [`FoldWorkers::finish`] says why.
     pub(crate) fn push(
         &mut self,
-        worker: usize,
-        actor: &ActorId,
+        region: &RegionId,
+        partition: i32,
         offset: i64,
         payload: &[u8],
     ) -> Result<(), WorkerStopped> {
-        let index = worker % self.senders.len();
+        let known = self
+            .actors
+            .iter()
+            .position(|a| a.partition == partition && a.region == *region);
+        let slot = known.unwrap_or_else(|| {
+            self.actors.push(ActorId::new(region.clone(), partition));
+            self.actors.len() - 1
+        });
+        let index = slot % self.senders.len();
         let Some(batch) = self.filling.get_mut(index) else {
             return Err(WorkerStopped);
-        };
-        let slot = match batch.actors.iter().position(|known| known == actor) {
-            Some(slot) => slot,
-            None => {
-                batch.actors.push(actor.clone());
-                batch.actors.len() - 1
-            }
         };
         let start = batch.bytes.len();
         batch.bytes.extend_from_slice(payload);
@@ -91,9 +96,9 @@ impl FoldWorkers {
         else {
             return Err(WorkerStopped);
         };
-        sender
-            .send(std::mem::take(batch))
-            .map_err(|_| WorkerStopped)
+        let mut batch = std::mem::take(batch);
+        batch.actors.clone_from(&self.actors);
+        sender.send(batch).map_err(|_| WorkerStopped)
     }
 
     /// Hands over what is queued, waits for every worker and joins their folds; the first
@@ -140,40 +145,10 @@ fn fold_batches(batches: &Receiver<Batch>, until: Option<DateTime<Utc>>) -> anyh
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use chrono::Utc;
-    use domain::{
-        EventEnvelope, EventPayload, LocalizedText, ModelId, OperationalStatus, ProviderId,
-        RegionId, StreamId,
-    };
+    use std::collections::BTreeSet;
 
     use super::*;
-
-    fn registration(region: &RegionId, model: &str, provider: &str) -> Vec<u8> {
-        let id = ModelId::parse(model).unwrap();
-        EventEnvelope {
-            event_id: uuid::Uuid::now_v7(),
-            schema_version: domain::CURRENT_SCHEMA_VERSION,
-            stream: StreamId::Model(id.clone()),
-            sequence: 1,
-            position: 1,
-            model_id: id.clone(),
-            origin_region: region.clone(),
-            occurred_at: Utc::now(),
-            correlation_id: uuid::Uuid::now_v7(),
-            causation_id: None,
-            idempotency_key: None,
-            actor: None,
-            event: EventPayload::ModelRegistered {
-                id,
-                provider: ProviderId::parse(provider).unwrap(),
-                home_region: region.clone(),
-                name: LocalizedText::english(model),
-                description: None,
-                status: OperationalStatus::Operational,
-            },
-        }
-        .encode()
-    }
+    use crate::test_events::registration;
 
     /// Records of six actors, interleaved as a reader sees them; some models are registered
     /// twice on the same actor (the second is dropped by that actor's fold, by sequence).
@@ -185,7 +160,7 @@ mod tests {
                 let partition = i32::try_from(n % 3).unwrap();
                 let provider = ["acme", "globex", "initech"][usize::try_from(n % 3).unwrap()];
                 let model = format!("{provider}/m{r}-{}", n % 2499);
-                let payload = registration(&region, &model, provider);
+                let payload = registration(&region, &model, provider, 1).encode();
                 records.push((ActorId::new(region.clone(), partition), n / 3, payload));
             }
         }
@@ -199,21 +174,19 @@ mod tests {
         for (actor, offset, payload) in &records {
             fold(&mut alone, actor, *offset, payload, None).unwrap();
         }
+        assert_eq!(alone.totals().total, 2 * 2499, "duplicates dropped");
+        let actors: BTreeSet<&ActorId> = records.iter().map(|(actor, _, _)| actor).collect();
         for threads in [1, 2, 5] {
             let mut workers = FoldWorkers::start(threads, None).unwrap();
-            let mut slots: Vec<ActorId> = Vec::new();
             for (actor, offset, payload) in &records {
-                let slot = slots.iter().position(|a| a == actor).unwrap_or_else(|| {
-                    slots.push(actor.clone());
-                    slots.len() - 1
-                });
-                workers.push(slot, actor, *offset, payload).unwrap();
+                workers
+                    .push(&actor.region, actor.partition, *offset, payload)
+                    .unwrap();
             }
             let parallel = workers.finish().unwrap();
             assert_eq!(parallel.events(), alone.events(), "{threads} threads");
-            assert_eq!(alone.totals().total, 2 * 2499, "duplicates dropped");
             assert_eq!(parallel.totals(), alone.totals(), "{threads} threads");
-            for actor in &slots {
+            for actor in &actors {
                 assert_eq!(
                     parallel.fold(actor).map(|f| f.counters().clone()),
                     alone.fold(actor).map(|f| f.counters().clone()),
