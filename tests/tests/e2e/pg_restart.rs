@@ -66,9 +66,7 @@ async fn postgres_restarted_under_load_one_relay_publishes_nothing_lost_or_doubl
     eprintln!("private PostgreSQL on port {}", postgres.port());
     // A broker of its own (in memory): the test depends on no shared service but the binaries.
     let broker = PrivateBroker::start_with(
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap(),
+        crate::support::ports::free_addr(),
         BrokerOptions {
             in_memory: true,
             advertised: None,

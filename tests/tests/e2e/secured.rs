@@ -3,7 +3,6 @@
 //! it cannot terminate TLS, so a TLS proxy in front of it does, and the broker advertises the
 //! proxy), `sslmode=verify-full` to PostgreSQL. A wrong password or a wrong CA fails clearly.
 
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,15 +13,10 @@ use crate::support::broker::{BrokerOptions, PrivateBroker, SCRAM_PASSWORD, SCRAM
 use crate::support::certs::TestCerts;
 use crate::support::cli;
 use crate::support::cluster::{Cluster, ClusterOptions};
+use crate::support::ports::free_addr;
 use crate::support::private_postgres::PrivatePostgres;
 use crate::support::tls_proxy::TlsProxy;
 use crate::support::{EU, wait_until};
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-}
 
 /// The `[kafka.client]` properties, given as the variables an operator would use for secrets.
 fn secured_client(ca: &Path, password: &str) -> Vec<(String, String)> {

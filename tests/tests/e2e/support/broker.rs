@@ -3,12 +3,13 @@
 //! in memory behind a [`FaultProxy`] that it advertises as its own address, so every client
 //! (bootstrap and the reconnections to the advertised broker alike) goes through the proxy.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::fault_proxy::FaultProxy;
+use super::ports::free_addr;
 use super::process::run_checked;
 
 /// How a private broker stores its data and which address it gives clients.
@@ -35,12 +36,6 @@ pub struct PrivateBroker {
     child: Option<Child>,
 }
 
-fn free_loopback_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-}
-
 fn nisshi_bin() -> PathBuf {
     std::env::var_os("NISSHI_BIN").map_or_else(
         || {
@@ -54,7 +49,7 @@ fn nisshi_bin() -> PathBuf {
 impl PrivateBroker {
     /// Starts a broker on a free loopback port with sqlite storage in a fresh directory.
     pub async fn start() -> Self {
-        Self::start_with(free_loopback_addr(), BrokerOptions::default()).await
+        Self::start_with(free_addr(), BrokerOptions::default()).await
     }
 
     /// Starts a broker listening on `addr`, stored and advertised as `options` say.
@@ -93,7 +88,7 @@ impl PrivateBroker {
     }
 
     async fn behind_proxy(in_memory: bool) -> (Self, FaultProxy) {
-        let listener = free_loopback_addr();
+        let listener = free_addr();
         let proxy = FaultProxy::start(listener)
             .await
             .expect("starting the fault proxy");

@@ -6,7 +6,6 @@
 //! [`Browser`] (also when a test panics) kills the group and leaves no browser behind.
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +15,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+use super::ports::free_port;
 
 /// No single WebDriver command may hang a test: each is bounded by this.
 const COMMAND_BOUND: Duration = Duration::from_secs(30);
@@ -47,13 +48,6 @@ const CHROMIUM_ARGS: [&str; 7] = [
 pub struct Browser {
     pub client: Client,
     driver: Child,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// The target directory this test binary was built into (`<target>/<profile>/deps/<test>`),

@@ -10,7 +10,6 @@
 //! is printed and the logs are kept (`CLUSTER_KEEP_LOGS=1` keeps them in any case).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::Mutex;
@@ -23,6 +22,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 use super::diagnosis::catalogue_diagnosis;
 use super::kafka::{brokers, unique_topic};
+use super::ports::free_port;
 use super::process::{NodeProcess, TURN};
 use super::{Answer, wait_until, wait_until_within};
 
@@ -114,13 +114,6 @@ fn with_database(url: &str, database: &str) -> String {
         .find('/')
         .map_or(base.len(), |i| authority_start + i);
     format!("{}/{database}{query}", &base[..host_end])
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 impl Node {

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod node;
 pub mod outbox;
 pub mod ownership;
+pub mod ports;
 pub mod private_postgres;
 pub mod process;
 pub mod read_only;

@@ -4,7 +4,6 @@
 //! root every `initdb` / `pg_ctl` runs as the `postgres` user (`runuser -u postgres --`).
 //! Stopped (immediately) and its directory removed when dropped.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -67,10 +66,7 @@ impl PrivatePostgres {
     }
 
     async fn start_with_options(options: String, certs: Option<&super::certs::TestCerts>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = super::ports::free_port();
         let dir = std::env::temp_dir().join(format!("aigo-pg-{}", uuid::Uuid::new_v4().simple()));
         let server = Self {
             port,

@@ -1,7 +1,7 @@
 //! A TLS-terminating proxy (`socat`) in front of a plaintext listener: what a broker's TLS
 //! listener looks like to a client, for a broker (Nisshi 0.7) that cannot terminate TLS.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,9 +18,7 @@ impl TlsProxy {
     /// Listens on a free loopback port with `certs`' server certificate and forwards every
     /// connection, decrypted, to `upstream`.
     pub async fn start(certs: &TestCerts, upstream: SocketAddr) -> Self {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port");
+        let addr = super::ports::free_addr();
         Self::start_on(addr, certs, upstream).await
     }
 
