@@ -132,20 +132,28 @@ pub struct RangeBlock {
 }
 
 /// Every block of each actor from `first` to `last` (both block keys of that actor, `first` at
-/// or before `last`), in actor then log order.
+/// or before `last`), in actor then log order. Reads only those blocks, whatever the index
+/// holds.
 pub async fn blocks_between<'e>(
     db: impl PgExecutor<'e>,
     ranges: &[(BlockKey, i64)],
 ) -> Result<Vec<RangeBlock>, sqlx::Error> {
     sqlx::query_as(
+        // One primary-key range per actor. As a plain join the planner preferred hashing the
+        // ranges against a scan of every block (the soak's `?at=` reads: 11,000 blocks read
+        // for 9); `OFFSET 0` keeps the lateral subquery from being flattened into that join.
         "SELECT b.region, b.partition, b.first_position, b.reach, b.events_before,
                 CASE WHEN b.first_position = k.first THEN b.counters_before END AS counters_before,
                 b.entries
            FROM UNNEST($1::text[], $2::int[], $3::bigint[], $4::bigint[])
                 AS k(region, partition, first, last)
-           JOIN history_blocks AS b
-             ON b.region = k.region AND b.partition = k.partition
-            AND b.first_position BETWEEN k.first AND k.last
+          CROSS JOIN LATERAL (
+                SELECT h.region, h.partition, h.first_position, h.reach, h.events_before,
+                       h.counters_before, h.entries
+                  FROM history_blocks AS h
+                 WHERE h.region = k.region AND h.partition = k.partition
+                   AND h.first_position BETWEEN k.first AND k.last
+                OFFSET 0) AS b
           ORDER BY b.region, b.partition, b.first_position",
     )
     .bind(

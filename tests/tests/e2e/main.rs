@@ -25,6 +25,7 @@ mod follower_churn;
 mod graceful_stop;
 mod group_commit;
 mod history;
+mod history_block_reads;
 mod history_catch_up;
 mod history_index;
 mod history_pages;
