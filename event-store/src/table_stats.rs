@@ -15,6 +15,12 @@
 //! few seconds) used to analyze every table again after its first 5,000 rows, and an `ANALYZE`
 //! reads up to 30,000 pages per table, so its cost grew with the tables (a third of the soak's
 //! PostgreSQL time once they held a few hundred thousand rows).
+//!
+//! One analyze at a time per database: several analyzers watch the same tables (a process's
+//! append queue and its catalogue follower both write the catalogue, and a region's processes
+//! share a database), so they reach their thresholds together. Two `ANALYZE`s of one table
+//! queue on its lock and the second reads the whole sample again, for nothing; an analyzer
+//! that finds another one at work skips its turn instead (the soak sampled several at once).
 
 use sqlx::PgPool;
 use tracing::{debug, warn};
@@ -26,6 +32,9 @@ const FIRST: u64 = 5_000;
 /// rows it had then (autovacuum's `autovacuum_analyze_scale_factor`).
 const CHANGED_SHARE: f64 = 0.1;
 
+/// The advisory lock (per database) held by the one analyzer at work.
+const ANALYZE_LOCK: i64 = GrowthAnalyzer::LOCK;
+
 /// Analyzes `tables` as they grow.
 #[derive(Debug)]
 pub struct GrowthAnalyzer {
@@ -36,6 +45,9 @@ pub struct GrowthAnalyzer {
 }
 
 impl GrowthAnalyzer {
+    /// The advisory lock key an analyzer holds while it analyzes (one at a time per database).
+    pub const LOCK: i64 = 0x6169_676f_0005;
+
     /// For the catalogue follower: the catalogue's tables and the event log.
     pub fn catalogue_and_event_log() -> Self {
         Self::new(&["catalogue_models", "catalogue_availability", "event_log"])
@@ -62,7 +74,8 @@ impl GrowthAnalyzer {
     }
 
     /// `rows` more were written (committed). At the threshold, analyzes the tables that
-    /// changed enough; a failure is logged and tried again at the next call (the writes
+    /// changed enough, unless another analyzer of the database is at work (its analyze
+    /// refreshes them); a failure is logged and tried again at the next call (the writes
     /// themselves succeeded).
     pub async fn wrote(&mut self, pool: &PgPool, rows: u64) {
         self.since = self.since.saturating_add(rows);
@@ -70,11 +83,15 @@ impl GrowthAnalyzer {
             return;
         }
         match self.analyze_changed(pool).await {
-            Ok(analyzed) => {
+            Ok(Turn::Analyzed(analyzed)) => {
                 self.since = 0;
                 if analyzed > 0 {
                     self.next = self.next.saturating_mul(2);
                 }
+            }
+            Ok(Turn::Busy) => {
+                self.since = 0;
+                metrics::counter!("table_analyzes_skipped_total").increment(1);
             }
             Err(error) => {
                 warn!(%error, tables = ?self.tables, "could not refresh planner statistics")
@@ -83,8 +100,18 @@ impl GrowthAnalyzer {
     }
 
     /// Analyzes those of the tables never analyzed, or changed by [`CHANGED_SHARE`] of their
-    /// rows since their last analyze; returns how many.
-    async fn analyze_changed(&self, pool: &PgPool) -> Result<usize, sqlx::Error> {
+    /// rows since their last analyze, holding [`ANALYZE_LOCK`] (the statistics are read under
+    /// it, so what another analyzer just refreshed is not analyzed again).
+    async fn analyze_changed(&self, pool: &PgPool) -> Result<Turn, sqlx::Error> {
+        // `ANALYZE` (unlike `VACUUM`) runs inside a transaction; the lock ends with it.
+        let mut tx = pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(ANALYZE_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(Turn::Busy);
+        }
         let changed: Vec<String> = sqlx::query_scalar(
             "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
               WHERE s.relid = ANY($1::text[]::regclass[])
@@ -92,7 +119,7 @@ impl GrowthAnalyzer {
         )
         .bind(self.tables)
         .bind(CHANGED_SHARE)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
         // Named from the constants, in their order, never from what the query returned.
         let tables: Vec<&str> = self
@@ -102,12 +129,21 @@ impl GrowthAnalyzer {
             .filter(|table| changed.iter().any(|name| name == table))
             .collect();
         if tables.is_empty() {
-            return Ok(0);
+            return Ok(Turn::Analyzed(0));
         }
         let statement = format!("ANALYZE {}", tables.join(", "));
-        sqlx::query(&statement).execute(pool).await?;
+        sqlx::query(&statement).execute(&mut *tx).await?;
+        tx.commit().await?;
         debug!(%statement, "planner statistics refreshed");
         metrics::counter!("table_analyzes_total").increment(1);
-        Ok(tables.len())
+        Ok(Turn::Analyzed(tables.len()))
     }
+}
+
+/// What an analyzer's turn came to.
+enum Turn {
+    /// This many tables were analyzed (none needed it: 0).
+    Analyzed(usize),
+    /// Another analyzer of the database held the lock.
+    Busy,
 }

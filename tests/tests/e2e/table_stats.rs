@@ -2,7 +2,8 @@
 //! PostgreSQL runs without autovacuum; a node catching up on a long topic otherwise kept the
 //! plans of an empty table: docs/PERFORMANCE.md, "Planner statistics during catch-up"), and
 //! only for the tables that changed by a tenth since their last analyze (a restarted process
-//! analyzed every table again, at a cost that grew with them: docs/RELIABILITY.md).
+//! analyzed every table again, at a cost that grew with them: docs/RELIABILITY.md), and by one
+//! analyzer at a time per database.
 
 use event_store::GrowthAnalyzer;
 use sqlx::PgPool;
@@ -101,5 +102,51 @@ async fn tables_are_analyzed_as_they_grow_and_only_when_they_changed(pool: PgPoo
         analyzes(&pool).await,
         [3, 1, 1],
         "2,000 rows changed since the last analyze of 15,000: more than a tenth"
+    );
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn an_analyzer_skips_its_turn_while_another_one_of_the_database_analyzes(pool: PgPool) {
+    for table in ["catalogue_models", "catalogue_availability", "event_log"] {
+        sqlx::query(&format!(
+            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // Another analyzer (another process, or this one's other writer) at work.
+    let mut other = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(GrowthAnalyzer::LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+
+    let mut analyzer = GrowthAnalyzer::catalogue_and_event_log();
+    add_models(&pool, 1, 5_000).await;
+    analyzer.wrote(&pool, 5_000).await;
+    assert_eq!(
+        analyzes(&pool).await,
+        [0, 0, 0],
+        "the threshold was reached while another analyzer held the lock: no second ANALYZE"
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(GrowthAnalyzer::LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    analyzer.wrote(&pool, 4_999).await;
+    assert_eq!(
+        analyzes(&pool).await,
+        [0, 0, 0],
+        "a skipped turn counts again from zero"
+    );
+    analyzer.wrote(&pool, 1).await;
+    assert_eq!(
+        analyzes(&pool).await,
+        [1, 1, 1],
+        "the lock free, the next turn analyzes (and the threshold was not doubled)"
     );
 }
