@@ -93,6 +93,7 @@ async fn lead(
                 let delay = state.backoff;
                 warn!(%error, retry_in_ms = delay.as_millis(), "outbox relay step failed");
                 metrics::counter!("outbox_relay_errors_total").increment(1);
+                report_backlog(pool).await;
                 state.must_reconcile = true;
                 state.backoff = (state.backoff * 2).min(config.max_backoff);
                 if needs_fresh_producer(&error, &publisher) {
@@ -170,12 +171,21 @@ async fn cycle(
             return Ok(Cycle::Stopped);
         }
     }
-    // Cheap (partial index); skipped silently if it fails, the next step will report the DB.
+    // Drained: the last fetch found fewer rows than a batch and all of them are published, so
+    // nothing committed before it is pending. Counting instead cost a scan per drain that
+    // grew with the outbox (each published row leaves an entry in the partial index until
+    // vacuum: 14 ms a count, 9 % of the soak's PostgreSQL time, three minutes in).
+    metrics::gauge!("outbox_pending_rows").set(0.0);
+    Ok(Cycle::Drained)
+}
+
+/// After a failed step: what is held back, so the backlog shows while the relay cannot
+/// publish (once per back-off); skipped silently if the database fails too.
+async fn report_backlog(pool: &PgPool) {
     if let Ok(pending) = pending_rows(pool).await {
         #[expect(clippy::cast_precision_loss, reason = "a gauge")]
         metrics::gauge!("outbox_pending_rows").set(pending as f64);
     }
-    Ok(Cycle::Drained)
 }
 
 /// After undelivered messages the producer's idempotence state may be stuck: Nisshi, restarted,

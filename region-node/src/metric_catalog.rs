@@ -44,7 +44,8 @@ fn describe_commands_and_relay() {
     describe_counter!("export_requests_total", "GET /v1/exports requests started.");
     describe_gauge!(
         "outbox_pending_rows",
-        "Outbox rows not yet published to Kafka: the relay's backlog."
+        "Outbox rows not yet published to Kafka: the relay's backlog (0 each time it drains the \
+         outbox, counted after each step that failed)."
     );
     describe_gauge!(
         "outbox_relay_leader",
@@ -137,8 +138,12 @@ fn describe_projection() {
     );
     describe_counter!(
         "table_analyzes_total",
-        "ANALYZE runs the catalogue follower made as its tables grew (planner statistics kept \
-         current while a node catches up)."
+        "ANALYZE runs the append queue and the catalogue follower made as their tables grew \
+         (planner statistics kept current while a node catches up)."
+    );
+    describe_counter!(
+        "table_analyzes_skipped_total",
+        "Turns of an analyzer skipped because another one of the same database was analyzing."
     );
     describe_counter!(
         "undecodable_records_total",

@@ -32,6 +32,7 @@ mod history_pages;
 mod idle_readers;
 mod imports;
 mod openapi;
+mod outbox_backlog;
 mod ownership;
 mod partition_claims;
 mod pg_restart;

@@ -8,7 +8,9 @@ pub async fn metric(cluster: &Cluster, region: &str, name: &str, labels: &[&str]
     let text = cluster.get(region, "/metrics", &[]).await.body;
     let text = text.as_str().unwrap_or_default().to_owned();
     text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
         .filter(|line| labels.iter().all(|label| line.contains(label)))
         .find_map(|line| line.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
