@@ -15,6 +15,7 @@
 # less per event than single commands, so a 2-core machine carries the most events this way.
 #   SOAK_BROKER=memory scripts/soak.sh 30m  # in-memory broker, frozen instead of SIGKILLed
 #   SOAK_PG_SHARED_BUFFERS=2GB scripts/soak.sh 30m  # the soak's PostgreSQL with more buffers
+#   SOAK_PG_STATEMENT_STATS=1 scripts/soak.sh 3m     # it loads pg_stat_statements (cost per statement)
 #   scripts/cpu-split.py 150                # beside a run: CPU per process name (postgres, nisshi, ...)
 #   REGION_NODE_BIN=/old/region-node SOAK_DEPLOY_BINARY=/new/region-node scripts/soak.sh 30m
 #                                           # the rolling deploy is an upgrade

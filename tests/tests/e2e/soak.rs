@@ -19,7 +19,8 @@
 //! default; the long run on release builds takes more to reach its million events),
 //! `SOAK_IMPORTERS` and `SOAK_IMPORT_LINES` (concurrent `POST /v1/imports` senders, 1 by
 //! default, and commands per batch, 200), `SOAK_PG_SHARED_BUFFERS` (the soak's PostgreSQL's
-//! `shared_buffers`, its default unless set).
+//! `shared_buffers`, its default unless set), `SOAK_PG_STATEMENT_STATS=1` (it loads
+//! `pg_stat_statements`, to read what each statement costs during a run).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

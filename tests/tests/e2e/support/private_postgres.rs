@@ -46,16 +46,23 @@ impl PrivatePostgres {
 
     /// As [`PrivatePostgres::start`], with `SOAK_PG_SHARED_BUFFERS` (e.g. `2GB`) as the server's
     /// `shared_buffers` when set, PostgreSQL's default (128 MB) otherwise: to compare a soak
-    /// against a server sized like a production one (docs/RELIABILITY.md, "Part four").
+    /// against a server sized like a production one (docs/RELIABILITY.md, "Part four"). With
+    /// `SOAK_PG_STATEMENT_STATS=1` the server loads `pg_stat_statements`, so what a soak's
+    /// statements cost can be read while it runs (`CREATE EXTENSION pg_stat_statements` in any
+    /// of its databases, then the view; a SIGKILL of the server starts the counts afresh).
     pub async fn start_for_load() -> Self {
-        let Ok(size) = std::env::var("SOAK_PG_SHARED_BUFFERS") else {
-            return Self::start().await;
-        };
-        assert!(
-            !size.is_empty() && size.chars().all(|c| c.is_ascii_alphanumeric()),
-            "SOAK_PG_SHARED_BUFFERS={size}: expected a size such as 2GB or 128MB"
-        );
-        Self::start_with_options(format!("-c shared_buffers={size}"), None).await
+        let mut options = Vec::new();
+        if let Ok(size) = std::env::var("SOAK_PG_SHARED_BUFFERS") {
+            assert!(
+                !size.is_empty() && size.chars().all(|c| c.is_ascii_alphanumeric()),
+                "SOAK_PG_SHARED_BUFFERS={size}: expected a size such as 2GB or 128MB"
+            );
+            options.push(format!("-c shared_buffers={size}"));
+        }
+        if std::env::var("SOAK_PG_STATEMENT_STATS").is_ok_and(|v| v == "1") {
+            options.push("-c shared_preload_libraries=pg_stat_statements".to_owned());
+        }
+        Self::start_with_options(options.join(" "), None).await
     }
 
     /// As [`PrivatePostgres::start`], serving TLS (besides plain connections) with `certs`'
