@@ -150,3 +150,36 @@ async fn an_analyzer_skips_its_turn_while_another_one_of_the_database_analyzes(p
         "the lock free, the next turn analyzes (and the threshold was not doubled)"
     );
 }
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn analyze_builds_no_statistics_for_stored_envelopes(pool: PgPool) {
+    sqlx::query(
+        "INSERT INTO event_log (region, position, partition, kafka_offset, event_id, model_id,
+                                stream, sequence, event_type, schema_version, occurred_at,
+                                envelope)
+         SELECT 'eu-west', g, 0, g, gen_random_uuid(), 'acme/m-' || g, 'model:acme/m-' || g, 1,
+                'ModelRegistered', 1, now(), jsonb_build_object('position', g, 'event', 'x')
+           FROM generate_series(1, 2000) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE event_log")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let analyzed: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_stats WHERE tablename = 'event_log' ORDER BY attname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        analyzed.iter().any(|column| column == "model_id"),
+        "the columns plans filter on have statistics: {analyzed:?}"
+    );
+    assert!(
+        !analyzed.iter().any(|column| column == "envelope"),
+        "no statement filters on the envelope, so ANALYZE builds nothing for it: {analyzed:?}"
+    );
+}
