@@ -45,17 +45,22 @@ async fn add_models(pool: &PgPool, first: i64, last: i64) {
         .unwrap();
 }
 
-#[sqlx::test(migrator = "migrations::MIGRATOR")]
-async fn tables_are_analyzed_as_they_grow_and_only_when_they_changed(pool: PgPool) {
-    // An analyze by autovacuum meanwhile would reset what the analyzer reads.
+/// Keeps autovacuum off the watched tables: an analyze by it meanwhile would reset what the
+/// analyzer reads.
+async fn without_autovacuum(pool: &PgPool) {
     for table in ["catalogue_models", "catalogue_availability", "event_log"] {
         sqlx::query(&format!(
             "ALTER TABLE {table} SET (autovacuum_enabled = false)"
         ))
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     }
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn tables_are_analyzed_as_they_grow_and_only_when_they_changed(pool: PgPool) {
+    without_autovacuum(&pool).await;
     let mut analyzer = GrowthAnalyzer::catalogue_and_event_log();
     assert_eq!(analyzes(&pool).await, [0, 0, 0]);
 
@@ -107,14 +112,7 @@ async fn tables_are_analyzed_as_they_grow_and_only_when_they_changed(pool: PgPoo
 
 #[sqlx::test(migrator = "migrations::MIGRATOR")]
 async fn an_analyzer_skips_its_turn_while_another_one_of_the_database_analyzes(pool: PgPool) {
-    for table in ["catalogue_models", "catalogue_availability", "event_log"] {
-        sqlx::query(&format!(
-            "ALTER TABLE {table} SET (autovacuum_enabled = false)"
-        ))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    without_autovacuum(&pool).await;
     // Another analyzer (another process, or this one's other writer) at work.
     let mut other = pool.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
