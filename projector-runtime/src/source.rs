@@ -49,7 +49,10 @@ const LIBRDKAFKA_MESSAGE_MAX_BYTES: u32 = 1_000_000;
 /// `message.max.bytes` only bounds the requests a consumer sends; librdkafka wants it no larger
 /// than `fetch.max.bytes`.
 /// `group.id` only names the reader in the broker's logs: nothing joins a group or commits
-/// to it.
+/// to it. librdkafka's own metadata refresh keeps its default (5 minutes): the reader looks its
+/// partitions up itself ([`TopicPartitions`], every 30 s) and librdkafka refreshes at once on
+/// a fetch error; a 2 s refresh on each of a node's four readers was a sixth of an idle demo
+/// broker's work (docs/PERFORMANCE.md, "Idle CPU of the demo: metadata refreshes").
 pub fn reader_config(kafka: &KafkaClient, reader: &str, answer_bytes: Option<u32>) -> ClientConfig {
     let answer_bound = answer_bytes.map(|bytes| {
         (
@@ -59,7 +62,6 @@ pub fn reader_config(kafka: &KafkaClient, reader: &str, answer_bytes: Option<u32
     });
     let mut tunings = vec![
         ("fetch.wait.max.ms", "10"),
-        ("topic.metadata.refresh.interval.ms", "2000"),
         ("statistics.interval.ms", "1000"),
         ("queued.max.messages.kbytes", "8192"),
         ("fetch.queue.backoff.ms", "10"),

@@ -119,7 +119,7 @@ idle_look_ms = 10000
 idle_fetch_wait_ms = 250
 
 # librdkafka properties applied to every Kafka client the node builds (producers, consumers,
-# admin), over the node's own tunings (session.timeout.ms, fetch.wait.max.ms, ...), e.g.
+# admin), over the node's own tunings (fetch.wait.max.ms, max.partition.fetch.bytes, ...), e.g.
 #   "security.protocol" = "SASL_SSL"
 #   "sasl.mechanism" = "SCRAM-SHA-512"
 #   "sasl.username" = "aigo-eu-west"
