@@ -21,6 +21,13 @@
 //! share a database), so they reach their thresholds together. Two `ANALYZE`s of one table
 //! queue on its lock and the second reads the whole sample again, for nothing; an analyzer
 //! that finds another one at work skips its turn instead (the soak sampled several at once).
+//!
+//! An analyzer runs on its writer's task, so a region's appends wait while it analyzes (kept:
+//! on a saturated machine the commands that queue meanwhile share the next group commit, and
+//! the soak carried 10-15 % fewer events with the analyzer on a task of its own,
+//! docs/RELIABILITY.md "Part seven"). But they must not wait for someone else: an `ANALYZE`
+//! waits for any `VACUUM` or other `ANALYZE` of its tables (an operator's `VACUUM events` can
+//! take minutes), so the analyzer gives up its turn after [`LOCK_WAIT`].
 
 use sqlx::PgPool;
 use tracing::{debug, warn};
@@ -31,6 +38,13 @@ const FIRST: u64 = 5_000;
 /// A table is analyzed once the rows changed since its last analyze reach this share of the
 /// rows it had then (autovacuum's `autovacuum_analyze_scale_factor`).
 const CHANGED_SHARE: f64 = 0.1;
+
+/// How long an analyzer waits for a table that a `VACUUM` or another `ANALYZE` holds before it
+/// skips its turn.
+const LOCK_WAIT: &str = "100ms";
+
+/// PostgreSQL's `lock_not_available`: `lock_timeout` passed.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// The advisory lock (per database) held by the one analyzer at work.
 const ANALYZE_LOCK: i64 = GrowthAnalyzer::LOCK;
@@ -75,7 +89,7 @@ impl GrowthAnalyzer {
 
     /// `rows` more were written (committed). At the threshold, analyzes the tables that
     /// changed enough, unless another analyzer of the database is at work (its analyze
-    /// refreshes them); a failure is logged and tried again at the next call (the writes
+    /// refreshes them) or a table is held longer than [`LOCK_WAIT`]; a failure is logged and tried again at the next call (the writes
     /// themselves succeeded).
     pub async fn wrote(&mut self, pool: &PgPool, rows: u64) {
         self.since = self.since.saturating_add(rows);
@@ -112,6 +126,9 @@ impl GrowthAnalyzer {
         if !locked {
             return Ok(Turn::Busy);
         }
+        sqlx::query(&format!("SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+            .execute(&mut *tx)
+            .await?;
         let changed: Vec<String> = sqlx::query_scalar(
             "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
               WHERE s.relid = ANY($1::text[]::regclass[])
@@ -132,7 +149,17 @@ impl GrowthAnalyzer {
             return Ok(Turn::Analyzed(0));
         }
         let statement = format!("ANALYZE {}", tables.join(", "));
-        sqlx::query(&statement).execute(&mut *tx).await?;
+        match sqlx::query(&statement).execute(&mut *tx).await {
+            Ok(_) => {}
+            // A table held by a VACUUM or an ANALYZE of someone else's: the transaction (and
+            // what it analyzed so far) is rolled back, the turn skipped.
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE) =>
+            {
+                return Ok(Turn::Busy);
+            }
+            Err(error) => return Err(error),
+        }
         tx.commit().await?;
         debug!(%statement, "planner statistics refreshed");
         metrics::counter!("table_analyzes_total").increment(1);
@@ -144,6 +171,7 @@ impl GrowthAnalyzer {
 enum Turn {
     /// This many tables were analyzed (none needed it: 0).
     Analyzed(usize),
-    /// Another analyzer of the database held the lock.
+    /// Another analyzer of the database held the lock, or a table was held by a `VACUUM` or
+    /// an `ANALYZE` of someone else's.
     Busy,
 }

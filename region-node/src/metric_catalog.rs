@@ -143,7 +143,7 @@ fn describe_projection() {
     );
     describe_counter!(
         "table_analyzes_skipped_total",
-        "Turns of an analyzer skipped because another one of the same database was analyzing."
+        "Turns of an analyzer skipped because another one of the same database was analyzing, or a table was held by a VACUUM or another ANALYZE."
     );
     describe_counter!(
         "undecodable_records_total",

@@ -2,11 +2,18 @@
 //! PostgreSQL runs without autovacuum; a node catching up on a long topic otherwise kept the
 //! plans of an empty table: docs/PERFORMANCE.md, "Planner statistics during catch-up"), and
 //! only for the tables that changed by a tenth since their last analyze (a restarted process
-//! analyzed every table again, at a cost that grew with them: docs/RELIABILITY.md), and by one
-//! analyzer at a time per database.
+//! analyzed every table again, at a cost that grew with them: docs/RELIABILITY.md), by one
+//! analyzer at a time per database, and never waiting for a table someone else holds.
+
+use std::time::Duration;
 
 use event_store::GrowthAnalyzer;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use sqlx::PgPool;
+
+use crate::support::node::{ADMIN_TOKEN, TestNode};
+use crate::support::wait_until;
 
 /// How many times each table was analyzed by hand, in the order named.
 async fn analyzes(pool: &PgPool) -> Vec<i64> {
@@ -180,4 +187,99 @@ async fn analyze_builds_no_statistics_for_stored_envelopes(pool: PgPool) {
         !analyzed.iter().any(|column| column == "envelope"),
         "no statement filters on the envelope, so ANALYZE builds nothing for it: {analyzed:?}"
     );
+}
+
+/// Registrations past the append queue's first look at its tables (5,000 events).
+const PAST_THE_FIRST_LOOK: usize = 5_100;
+
+/// Imports registrations `first..first + count` on `node` (bounded: an append queue that waits
+/// for its analyzer does not answer); how many were created.
+async fn import_registrations(node: &TestNode, first: usize, count: usize) -> usize {
+    let lines: Vec<String> = (first..first + count)
+        .map(|n| {
+            let id = format!("acme/m-{n}");
+            json!({
+                "idempotency_key": format!("register-{id}"),
+                "method": "POST",
+                "path": "/v1/models",
+                "body": { "id": id, "provider": "acme", "name": { "en": id } },
+            })
+            .to_string()
+        })
+        .collect();
+    let import = reqwest::Client::new()
+        .post(format!("{}/v1/imports", node.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/x-ndjson")
+        .body(lines.join("\n"))
+        .send();
+    let response = tokio::time::timeout(Duration::from_secs(120), import)
+        .await
+        .expect("the import was not answered within 120 s")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|result| result["status"] == 201)
+        .count()
+}
+
+/// How many times `events` was analyzed.
+async fn events_analyzed(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "migrations::MIGRATOR")]
+async fn commands_are_answered_while_a_vacuum_holds_the_analyzed_tables(pool: PgPool) {
+    // Only the append queue analyzes `events` here (autovacuum would skip it while held, and
+    // could analyze it after).
+    sqlx::query("ALTER TABLE events SET (autovacuum_enabled = false)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let node = TestNode::start(pool.clone(), "eu-west").await;
+    // The lock a VACUUM (or another session's ANALYZE) holds: writes ignore it, an ANALYZE
+    // waits for it. The append queue reaches its first look at 5,000 events and analyzes.
+    let mut vacuum = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN SHARE UPDATE EXCLUSIVE MODE")
+        .execute(&mut *vacuum)
+        .await
+        .unwrap();
+
+    let created = import_registrations(&node, 0, PAST_THE_FIRST_LOOK).await;
+    assert_eq!(created, PAST_THE_FIRST_LOOK);
+    let single = tokio::time::timeout(
+        Duration::from_secs(30),
+        node.register("acme/after-the-look", "acme"),
+    )
+    .await
+    .expect("a command was not answered within 30 s while the analyzed table was held");
+    assert_eq!(single.status, StatusCode::CREATED, "{:?}", single.body);
+    assert_eq!(
+        events_analyzed(&pool).await,
+        0,
+        "the table was held: its analyze was skipped"
+    );
+
+    vacuum.rollback().await.unwrap();
+    // A skipped turn counts again from zero: the next look comes 5,000 events later.
+    let created = import_registrations(&node, PAST_THE_FIRST_LOOK, 5_000).await;
+    assert_eq!(created, 5_000);
+    wait_until(
+        "events analyzed at the next look, the table free",
+        || async {
+            let count = events_analyzed(&pool).await;
+            if count > 0 {
+                Ok(())
+            } else {
+                Err("events not analyzed yet".to_owned())
+            }
+        },
+    )
+    .await;
+    node.stop().await;
 }
