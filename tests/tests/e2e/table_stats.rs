@@ -15,18 +15,21 @@ use sqlx::PgPool;
 use crate::support::node::{ADMIN_TOKEN, TestNode};
 use crate::support::wait_until;
 
-/// How many times each table was analyzed by hand, in the order named.
+/// How many times `table` was analyzed. A fresh transaction each time: statistics views are
+/// read once per transaction.
+async fn analyze_count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = $1")
+        .bind(table)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// How many times each watched table was analyzed, in the order named.
 async fn analyzes(pool: &PgPool) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in ["catalogue_models", "catalogue_availability", "event_log"] {
-        // A fresh transaction each time: statistics views are read once per transaction.
-        let count: i64 =
-            sqlx::query_scalar("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = $1")
-                .bind(table)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        counts.push(count);
+        counts.push(analyze_count(pool, table).await);
     }
     counts
 }
@@ -225,14 +228,6 @@ async fn import_registrations(node: &TestNode, first: usize, count: usize) -> us
         .count()
 }
 
-/// How many times `events` was analyzed.
-async fn events_analyzed(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'events'")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 #[sqlx::test(migrator = "migrations::MIGRATOR")]
 async fn commands_are_answered_while_a_vacuum_holds_the_analyzed_tables(pool: PgPool) {
     // Only the append queue analyzes `events` here (autovacuum would skip it while held, and
@@ -260,7 +255,7 @@ async fn commands_are_answered_while_a_vacuum_holds_the_analyzed_tables(pool: Pg
     .expect("a command was not answered within 30 s while the analyzed table was held");
     assert_eq!(single.status, StatusCode::CREATED, "{:?}", single.body);
     assert_eq!(
-        events_analyzed(&pool).await,
+        analyze_count(&pool, "events").await,
         0,
         "the table was held: its analyze was skipped"
     );
@@ -272,7 +267,7 @@ async fn commands_are_answered_while_a_vacuum_holds_the_analyzed_tables(pool: Pg
     wait_until(
         "events analyzed at the next look, the table free",
         || async {
-            let count = events_analyzed(&pool).await;
+            let count = analyze_count(&pool, "events").await;
             if count > 0 {
                 Ok(())
             } else {
