@@ -24,8 +24,8 @@
 //!
 //! An analyzer runs on its writer's task, so a region's appends wait while it analyzes (kept:
 //! on a saturated machine the commands that queue meanwhile share the next group commit, and
-//! the soak carried 10-15 % fewer events with the analyzer on a task of its own,
-//! docs/RELIABILITY.md "Part seven"). But they must not wait for someone else: an `ANALYZE`
+//! in one sitting the soak carried about 10 % fewer events with the analyzer on a task of its
+//! own, docs/RELIABILITY.md "Part seven"). But they must not wait for someone else: an `ANALYZE`
 //! waits for any `VACUUM` or other `ANALYZE` of its tables (an operator's `VACUUM events` can
 //! take minutes), so the analyzer gives up its turn after [`LOCK_WAIT`].
 
@@ -89,8 +89,8 @@ impl GrowthAnalyzer {
 
     /// `rows` more were written (committed). At the threshold, analyzes the tables that
     /// changed enough, unless another analyzer of the database is at work (its analyze
-    /// refreshes them) or a table is held longer than [`LOCK_WAIT`]; a failure is logged and tried again at the next call (the writes
-    /// themselves succeeded).
+    /// refreshes them) or a table is held longer than [`LOCK_WAIT`]; a failure is logged and
+    /// tried again at the next call (the writes themselves succeeded).
     pub async fn wrote(&mut self, pool: &PgPool, rows: u64) {
         self.since = self.since.saturating_add(rows);
         if self.since < self.next {

@@ -51,8 +51,8 @@ const LIBRDKAFKA_MESSAGE_MAX_BYTES: u32 = 1_000_000;
 /// `group.id` only names the reader in the broker's logs: nothing joins a group or commits
 /// to it. librdkafka's own metadata refresh keeps its default (5 minutes): the reader looks its
 /// partitions up itself ([`TopicPartitions`], every 30 s) and librdkafka refreshes at once on
-/// a fetch error; a 2 s refresh on each of a node's four readers was a sixth of an idle demo
-/// broker's work (docs/PERFORMANCE.md, "Idle CPU of the demo: metadata refreshes").
+/// a fetch error; a 2 s refresh on each of a node's four readers was about 7 % of the idle
+/// demo's CPU (docs/PERFORMANCE.md, "Idle CPU of the demo: metadata refreshes").
 pub fn reader_config(kafka: &KafkaClient, reader: &str, answer_bytes: Option<u32>) -> ClientConfig {
     let answer_bound = answer_bytes.map(|bytes| {
         (
