@@ -20,7 +20,7 @@ mod topics;
 pub use config::RelayConfig;
 pub use error::{RelayError, TopicError};
 pub use listener::{OUTBOX_CHANNEL, RELAYED_CHANNEL, Wakeups};
-pub use outbox::{OutboxRow, fetch_unpublished, mark_published, pending_rows};
+pub use outbox::{OutboxRow, fetch_unpublished, mark_published, mark_unpublished, pending_rows};
 pub use producer::{
     CONTENT_TYPE_HEADER, POSITION_HEADER, Publisher, SendReport, position_from_headers,
 };

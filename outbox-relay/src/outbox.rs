@@ -41,6 +41,23 @@ pub async fn mark_published(pool: &PgPool, positions: &[i64]) -> Result<u64, sql
     Ok(u64::try_from(done).unwrap_or(0))
 }
 
+/// Marks every published row of `topic` unpublished again, so the relay sends the topic's
+/// whole history once more, in position order, before anything appended later; returns how
+/// many. Notifies [`OUTBOX_CHANNEL`](crate::OUTBOX_CHANNEL) in the same statement, so a
+/// running relay starts at once.
+pub async fn mark_unpublished(pool: &PgPool, topic: &str) -> Result<u64, sqlx::Error> {
+    let marked: i64 = sqlx::query_scalar(
+        "WITH again AS (UPDATE outbox SET published_at = NULL
+                         WHERE topic = $1 AND published_at IS NOT NULL RETURNING 1)
+         SELECT (SELECT count(*) FROM again), pg_notify($2, '')",
+    )
+    .bind(topic)
+    .bind(crate::OUTBOX_CHANNEL)
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(marked).unwrap_or(0))
+}
+
 /// Number of unpublished rows (served by the partial index `outbox_unpublished`).
 pub async fn pending_rows(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")

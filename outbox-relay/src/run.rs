@@ -95,6 +95,9 @@ async fn lead(
                 metrics::counter!("outbox_relay_errors_total").increment(1);
                 report_backlog(pool).await;
                 state.must_reconcile = true;
+                // A topic may be gone (a broker that keeps topics in memory restarted): the
+                // next cycle creates what is missing before it publishes.
+                state.topics_ready = config.topics.is_empty();
                 state.backoff = (state.backoff * 2).min(config.max_backoff);
                 if needs_fresh_producer(&error, &publisher) {
                     replace_producer(config, &mut publisher);

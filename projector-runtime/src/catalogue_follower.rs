@@ -6,23 +6,30 @@
 //! database ([`claims`](crate::claims)); each partition is read from the offset the catalogue
 //! recorded with the last batch it applied.
 //!
+//! A partition whose topic may have been created again (a record below the recorded offset
+//! arrived, or the consumer's offset fell out of range) waits for an
+//! [`incarnation`](crate::incarnation) check before it is read again, from offset zero if the
+//! record last applied is gone: applying is idempotent, so only what the catalogue lacks
+//! changes it.
+//!
 //! A follower that read nothing for a while stops fetching ([`doze`](crate::doze)); the actor
 //! states the node merges wake it: a watermark beyond the offset it reached on that region's
 //! partition means the partition has records it has not read. Far behind, it reads with a
 //! long fetch wait ([`gears`](crate::gears)).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, EventPayload, RegionId};
-use event_store::GrowthAnalyzer;
 use event_store::catalogue::{self, TopicOffsets, apply_batch_to_catalogue};
 use event_store::event_log::{self, LoggedEvent};
+use event_store::{GrowthAnalyzer, ReadPoint};
 use kafka_client::KafkaClient;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
 use tracing::{Instrument, info_span, warn};
@@ -31,6 +38,7 @@ use crate::batch;
 use crate::claims::{PartitionClaims, PartitionKey};
 use crate::doze::{Doze, IdlePolicy, WakeCause};
 use crate::gears::{Gears, ReaderNames};
+use crate::incarnation::{self, RecordStamp, Verdict};
 use crate::retired::RetiredModels;
 use crate::source::{Reader, TopicPartitions, start_reading, stop_reading};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
@@ -62,7 +70,7 @@ pub struct FollowerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum FollowerError {
     #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Kafka(#[from] KafkaError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -74,6 +82,10 @@ const CLAIMS_REVIEW: Duration = Duration::from_secs(1);
 
 /// How long a batch waits for one more message.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
+
+/// How long an incarnation check waits for the broker; undecided partitions are checked again
+/// at the next claims review.
+const INCARNATION_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Follows the topics until `shutdown`; `retirements` hears of the models a batch retired, so
 /// the withdrawal worker can act at once; `feed` hears of every event once it is
@@ -87,6 +99,7 @@ pub async fn follow_catalogue(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FollowerError> {
     let mut next_offsets = TopicOffsets::new();
+    let mut unchecked = Unchecked::default();
     let mut gears = Gears::new(
         &config.kafka,
         config.catch_up_kafka.as_ref(),
@@ -120,7 +133,19 @@ pub async fn follow_catalogue(
     loop {
         if claims.review_due() {
             claims
-                .review(gears.reader(), &pool, &mut next_offsets, &mut doze)
+                .review(
+                    gears.reader(),
+                    &pool,
+                    &mut next_offsets,
+                    &mut unchecked,
+                    &mut doze,
+                )
+                .await?;
+            unchecked.due = true;
+        }
+        if unchecked.due && !unchecked.points.is_empty() {
+            unchecked
+                .check(&config.kafka, gears.reader(), &mut next_offsets, &mut doze)
                 .await?;
         }
         gears.shift_if_due(|| read_from(&next_offsets), doze.is_asleep())?;
@@ -163,6 +188,15 @@ pub async fn follow_catalogue(
         doze.stir();
         let first = match first {
             Ok(message) => message,
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                // librdkafka does not say which partition: check them all.
+                warn!(
+                    "catalogue follower: a partition's offset is out of its range; checking the topics' incarnations"
+                );
+                unchecked.offsets_reset = true;
+                unchecked.hold(gears.reader(), &mut next_offsets, None)?;
+                continue;
+            }
             Err(error) => {
                 warn!(%error, "catalogue follower: consumer error");
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -171,10 +205,20 @@ pub async fn follow_catalogue(
         };
         let batch = batch::fill(consumer.as_ref(), first, config.batch_size, BATCH_LINGER).await;
         let span = info_span!("catalogue_batch", messages = batch.len());
-        match apply_batch(&pool, &batch, &mut next_offsets, &undecodable)
-            .instrument(span)
-            .await
-        {
+        let mut suspects = HashSet::new();
+        let applied = apply_batch(
+            &pool,
+            &batch,
+            &mut next_offsets,
+            &mut suspects,
+            &undecodable,
+        )
+        .instrument(span)
+        .await;
+        if !suspects.is_empty() {
+            unchecked.hold(gears.reader(), &mut next_offsets, Some(&suspects))?;
+        }
+        match applied {
             Ok(Applied { applied, stopped }) => {
                 retirements.add(
                     applied
@@ -192,7 +236,7 @@ pub async fn follow_catalogue(
                 warn!(%error, "catalogue follower: batch not applied; re-reading");
                 if let Ok(recorded) = catalogue::load_offsets(&pool).await {
                     for (key, next) in next_offsets.iter_mut() {
-                        *next = recorded.get(key).copied().unwrap_or(0);
+                        *next = recorded.get(key).copied().unwrap_or_default();
                     }
                 }
                 rewind(consumer, &batch);
@@ -222,6 +266,7 @@ impl Claimed {
         consumer: &Arc<Reader>,
         pool: &PgPool,
         next_offsets: &mut TopicOffsets,
+        unchecked: &mut Unchecked,
         doze: &mut Doze,
     ) -> Result<(), FollowerError> {
         self.last_review = Some(Instant::now());
@@ -235,6 +280,7 @@ impl Claimed {
         stop_reading(consumer, &stopped)?;
         for key in &stopped {
             next_offsets.remove(key);
+            unchecked.points.remove(key);
         }
         self.claims.release(&review.surplus).await;
         let gained = self.claims.claim(self.partitions.known()).await;
@@ -243,14 +289,20 @@ impl Claimed {
         }
         // Another process may have applied these partitions further since this one last did.
         let recorded = catalogue::load_offsets(pool).await?;
-        let starts: Vec<(PartitionKey, i64)> = gained
-            .into_iter()
-            .map(|key| {
-                let next = recorded.get(&key).copied().unwrap_or(0);
+        let mut starts: Vec<(PartitionKey, i64)> = Vec::new();
+        for key in gained {
+            let next = recorded.get(&key).copied().unwrap_or_default();
+            if next.last_record_ms.is_some() {
+                // A record to recognize: the topic may have been created again meanwhile.
+                unchecked.points.insert(key, next);
+            } else {
                 next_offsets.insert(key.clone(), next);
-                (key, next)
-            })
-            .collect();
+                starts.push((key, next.next_offset));
+            }
+        }
+        if starts.is_empty() {
+            return Ok(());
+        }
         if doze.is_asleep() {
             // Every partition it holds, the new ones included.
             doze.wake(consumer, &read_from(next_offsets), WakeCause::Assignment)?;
@@ -262,12 +314,125 @@ impl Claimed {
     }
 }
 
-/// Where each partition the follower holds is read from.
+/// Where each partition the follower reads is read from.
 fn read_from(next_offsets: &TopicOffsets) -> Vec<(PartitionKey, i64)> {
     next_offsets
         .iter()
-        .map(|(key, next)| (key.clone(), *next))
+        .map(|(key, next)| (key.clone(), next.next_offset))
         .collect()
+}
+
+/// Partitions the follower holds but does not read until their topic's incarnation is checked.
+#[derive(Debug, Default)]
+struct Unchecked {
+    points: TopicOffsets,
+    /// The consumer's offset fell out of a partition's range since the last check: a
+    /// partition with no record to recognize is then a new incarnation too.
+    offsets_reset: bool,
+    /// Check at the next turn (set by every claims review and by every new suspect).
+    due: bool,
+}
+
+impl Unchecked {
+    /// Stops reading `keys` (None: every partition read) until they are checked.
+    fn hold(
+        &mut self,
+        consumer: &Reader,
+        next_offsets: &mut TopicOffsets,
+        keys: Option<&HashSet<PartitionKey>>,
+    ) -> Result<(), KafkaError> {
+        let held: Vec<PartitionKey> = next_offsets
+            .keys()
+            .filter(|key| keys.is_none_or(|keys| keys.contains(*key)))
+            .cloned()
+            .collect();
+        stop_reading(consumer, &held)?;
+        for key in held {
+            if let Some(point) = next_offsets.remove(&key) {
+                self.points.insert(key, point);
+            }
+        }
+        self.due = true;
+        Ok(())
+    }
+
+    /// Checks every held partition: the same incarnation is read on from its offset, a new
+    /// one from offset zero; undecided ones wait for the next claims review.
+    async fn check(
+        &mut self,
+        kafka: &KafkaClient,
+        consumer: &Arc<Reader>,
+        next_offsets: &mut TopicOffsets,
+        doze: &mut Doze,
+    ) -> Result<(), KafkaError> {
+        self.due = false;
+        let mut by_topic: HashMap<String, Vec<(i32, RecordStamp)>> = HashMap::new();
+        for ((topic, partition), point) in &self.points {
+            if let Some(stamp) = last_record(point) {
+                by_topic
+                    .entry(topic.clone())
+                    .or_default()
+                    .push((*partition, stamp));
+            }
+        }
+        let mut verdicts: HashMap<PartitionKey, Verdict> = HashMap::new();
+        for (topic, stamps) in by_topic {
+            let found = incarnation::check(kafka, &topic, &stamps, INCARNATION_CHECK_TIMEOUT).await;
+            verdicts.extend(found.into_iter().map(|(p, v)| ((topic.clone(), p), v)));
+        }
+        let mut starts = Vec::new();
+        let keys: Vec<PartitionKey> = self.points.keys().cloned().collect();
+        for key in keys {
+            let Some(point) = self.points.get(&key).copied() else {
+                continue;
+            };
+            let verdict = match verdicts.get(&key) {
+                Some(verdict) => *verdict,
+                None if self.offsets_reset && point.next_offset > 0 => Verdict::Replaced,
+                None => Verdict::Same,
+            };
+            let next = match verdict {
+                Verdict::Same => point,
+                Verdict::Replaced => {
+                    warn!(
+                        topic = key.0,
+                        partition = key.1,
+                        abandoned_offset = point.next_offset,
+                        "catalogue follower: the partition is a new incarnation of its topic \
+                         (deleted and created again): reading it again from offset 0"
+                    );
+                    metrics::counter!("topic_incarnations_total", "reader" => "catalogue")
+                        .increment(1);
+                    point.next_incarnation()
+                }
+                Verdict::Unknown => continue,
+            };
+            self.points.remove(&key);
+            next_offsets.insert(key.clone(), next);
+            starts.push((key, next.next_offset));
+        }
+        if self.points.is_empty() {
+            self.offsets_reset = false;
+        }
+        if starts.is_empty() {
+            return Ok(());
+        }
+        if doze.is_asleep() {
+            doze.wake(consumer, &read_from(next_offsets), WakeCause::Assignment)?;
+        } else {
+            start_reading(consumer, &starts)?;
+            doze.stir();
+        }
+        Ok(())
+    }
+}
+
+/// The record last applied on a partition, by which its incarnation is recognized.
+fn last_record(point: &ReadPoint) -> Option<RecordStamp> {
+    Some(RecordStamp {
+        offset: point.next_offset.checked_sub(1)?,
+        timestamp_ms: point.last_record_ms?,
+    })
 }
 
 /// True if a merged actor state has folded one of the follower's partitions beyond the offset
@@ -283,7 +448,7 @@ async fn behind(
         };
         let actor = ActorId::new(region.clone(), *partition);
         let folded = projection.watermark(&actor).await.and_then(|w| w.offset);
-        if folded.is_some_and(|offset| offset >= *next) {
+        if folded.is_some_and(|offset| offset >= next.next_offset) {
             return true;
         }
     }
@@ -304,6 +469,7 @@ async fn apply_batch(
     pool: &PgPool,
     batch: &[BorrowedMessage<'_>],
     next_offsets: &mut TopicOffsets,
+    suspects: &mut HashSet<PartitionKey>,
     undecodable: &Undecodable,
 ) -> Result<Applied, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -312,11 +478,27 @@ async fn apply_batch(
     let mut stopped = None;
     for message in batch {
         let key = (message.topic().to_owned(), message.partition());
-        // Below what the catalogue has, or of a partition handed over a moment ago.
-        if next_offsets
+        // Of a partition handed over a moment ago, or held for a check.
+        let Some(point) = reached
             .get(&key)
-            .is_none_or(|next| message.offset() < *next)
-        {
+            .or_else(|| next_offsets.get(&key))
+            .copied()
+        else {
+            continue;
+        };
+        if suspects.contains(&key) {
+            continue;
+        }
+        if message.offset() < point.next_offset {
+            // Below what the catalogue has: a re-delivery, unless it is not the record last
+            // applied there (then the topic may have been created again).
+            let again = last_record(&point).is_some_and(|last| {
+                incarnation::judge(last, message.offset(), message.timestamp().to_millis())
+                    == Verdict::Same
+            });
+            if !again {
+                suspects.insert(key);
+            }
             continue;
         }
         let decoded = match message.payload() {
@@ -338,7 +520,9 @@ async fn apply_batch(
                 }
             }
         }
-        reached.insert(key, message.offset() + 1);
+        let mut next = point;
+        next.consumed(message.offset(), message.timestamp().to_millis());
+        reached.insert(key, next);
     }
     // The whole batch in a few multi-row statements: the same rows as event by event.
     let envelopes: Vec<&EventEnvelope> = logged.iter().map(|l| &l.envelope).collect();

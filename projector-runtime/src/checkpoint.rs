@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use domain::RegionId;
+use event_store::ReadPoint;
 use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 
 use projector::{ActorId, ActorState, PartitionFold};
@@ -33,7 +34,7 @@ pub enum CheckpointError {
     },
 }
 
-/// The fold of `topic`/`partition` as last committed and the offset to resume from. The
+/// The fold of `topic`/`partition` as last committed and the read point to resume from. The
 /// snapshot must be the fold of actor (`region`, `partition`): resuming another actor's fold
 /// would count its events as this partition's. The returned fold tracks its changes, for
 /// [`save`].
@@ -42,17 +43,23 @@ pub async fn load(
     region: &RegionId,
     topic: &str,
     partition: i32,
-) -> Result<Option<(PartitionFold, i64)>, CheckpointError> {
+) -> Result<Option<(PartitionFold, ReadPoint)>, CheckpointError> {
     let mut tx = begin_snapshot(pool).await?;
-    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT next_offset, state FROM projector_checkpoints WHERE topic = $1 AND partition = $2",
+    let row: Option<(i64, i32, Option<i64>, Vec<u8>)> = sqlx::query_as(
+        "SELECT next_offset, incarnation, last_record_ms, state FROM projector_checkpoints
+          WHERE topic = $1 AND partition = $2",
     )
     .bind(topic)
     .bind(partition)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((next, head)) = row else {
+    let Some((next_offset, incarnation, last_record_ms, head)) = row else {
         return Ok(None);
+    };
+    let next = ReadPoint {
+        incarnation,
+        next_offset,
+        last_record_ms,
     };
     let rows = if is_whole_snapshot(&head) {
         Vec::new()
@@ -133,32 +140,37 @@ fn check_actor(topic: &str, expected: &ActorId, found: &ActorId) -> Result<(), C
 }
 
 /// Writes one checkpoint inside the caller's transaction: the head and the facts rows that
-/// changed. Never moves a partition backwards: a consumer that lost the partition in a
-/// rebalance and commits late cannot undo the newer owner's progress; its rows are then not
-/// written either. Answers whether the checkpoint was written (the caller keeps its changes
-/// pending otherwise).
+/// changed. Never moves a partition backwards (read points order by incarnation, then offset):
+/// a consumer that lost the partition in a rebalance and commits late cannot undo the newer
+/// owner's progress; its rows are then not written either. Answers whether the checkpoint was
+/// written (the caller keeps its changes pending otherwise).
 pub async fn save(
     conn: &mut PgConnection,
     region: &RegionId,
     topic: &str,
     partition: i32,
-    next_offset: i64,
+    next: ReadPoint,
     parts: &CheckpointParts,
 ) -> Result<bool, sqlx::Error> {
     // ON CONFLICT locks the row even when the guard refuses: commits of one partition queue.
     let written: Option<(i32,)> = sqlx::query_as(
-        "INSERT INTO projector_checkpoints (region, topic, partition, next_offset, state, updated_at)
-         VALUES ($1, $2, $3, $4, $5, now())
+        "INSERT INTO projector_checkpoints
+                (region, topic, partition, next_offset, incarnation, last_record_ms, state, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now())
          ON CONFLICT (topic, partition) DO UPDATE
-            SET next_offset = excluded.next_offset, state = excluded.state,
+            SET next_offset = excluded.next_offset, incarnation = excluded.incarnation,
+                last_record_ms = excluded.last_record_ms, state = excluded.state,
                 updated_at = excluded.updated_at
-          WHERE projector_checkpoints.next_offset <= excluded.next_offset
+          WHERE (projector_checkpoints.incarnation, projector_checkpoints.next_offset)
+             <= (excluded.incarnation, excluded.next_offset)
          RETURNING partition",
     )
     .bind(region.as_str())
     .bind(topic)
     .bind(partition)
-    .bind(next_offset)
+    .bind(next.next_offset)
+    .bind(next.incarnation)
+    .bind(next.last_record_ms)
     .bind(&parts.head)
     .fetch_optional(&mut *conn)
     .await?;
@@ -230,54 +242,88 @@ pub async fn stored(
 #[derive(Debug)]
 pub struct CommittedState {
     pub partition: i32,
-    pub next_offset: i64,
+    pub next: ReadPoint,
     /// `Err` for a checkpoint that cannot be read or is another actor's: never merged.
     pub state: Result<ActorState, CheckpointError>,
 }
 
+/// A checkpoint's head with where it stands.
+#[derive(sqlx::FromRow)]
+struct CheckpointRow {
+    partition: i32,
+    next_offset: i64,
+    incarnation: i32,
+    last_record_ms: Option<i64>,
+    state: Vec<u8>,
+}
+
 /// The committed state of every partition of region `region`'s `topic` whose checkpoint moved
-/// past `seen` (partition → next offset already read; pass an empty map for all): how a node
+/// past `seen` (partition → read point already read; pass an empty map for all): how a node
 /// learns the actors its region's other projector processes fold. Only checkpoints that moved
 /// are fetched, and only their heads decoded.
 pub async fn actor_states<'e>(
     db: impl PgExecutor<'e>,
     region: &RegionId,
     topic: &str,
-    seen: &HashMap<i32, i64>,
+    seen: &HashMap<i32, ReadPoint>,
 ) -> Result<Vec<CommittedState>, sqlx::Error> {
-    let (partitions, offsets): (Vec<i32>, Vec<i64>) = seen.iter().map(|(p, o)| (*p, *o)).unzip();
-    let rows: Vec<(i32, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT c.partition, c.next_offset, c.state
+    let mut partitions = Vec::with_capacity(seen.len());
+    let mut incarnations = Vec::with_capacity(seen.len());
+    let mut offsets = Vec::with_capacity(seen.len());
+    for (partition, point) in seen {
+        partitions.push(*partition);
+        incarnations.push(point.incarnation);
+        offsets.push(point.next_offset);
+    }
+    let rows: Vec<CheckpointRow> = sqlx::query_as(
+        "SELECT c.partition, c.next_offset, c.incarnation, c.last_record_ms, c.state
            FROM projector_checkpoints c
-           LEFT JOIN unnest($2::int[], $3::bigint[]) AS seen(partition, next_offset)
+           LEFT JOIN unnest($2::int[], $3::int[], $4::bigint[])
+                  AS seen(partition, incarnation, next_offset)
                   ON seen.partition = c.partition
-          WHERE c.topic = $1 AND (seen.next_offset IS NULL OR c.next_offset > seen.next_offset)",
+          WHERE c.topic = $1
+            AND (seen.next_offset IS NULL
+                 OR (c.incarnation, c.next_offset) > (seen.incarnation, seen.next_offset))",
     )
     .bind(topic)
     .bind(&partitions)
+    .bind(&incarnations)
     .bind(&offsets)
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(partition, next_offset, bytes)| {
-            let expected = ActorId::new(region.clone(), partition);
-            let state = checkpointed_state(&bytes)
-                .map_err(|source| CheckpointError::Corrupt {
-                    topic: topic.to_owned(),
+        .map(
+            |CheckpointRow {
+                 partition,
+                 next_offset,
+                 incarnation,
+                 last_record_ms,
+                 state: bytes,
+             }| {
+                let next = ReadPoint {
+                    incarnation,
+                    next_offset,
+                    last_record_ms,
+                };
+                let expected = ActorId::new(region.clone(), partition);
+                let state = checkpointed_state(&bytes)
+                    .map_err(|source| CheckpointError::Corrupt {
+                        topic: topic.to_owned(),
+                        partition,
+                        source,
+                    })
+                    .and_then(|state| {
+                        check_actor(topic, &expected, state.actor())?;
+                        Ok(state)
+                    });
+                CommittedState {
                     partition,
-                    source,
-                })
-                .and_then(|state| {
-                    check_actor(topic, &expected, state.actor())?;
-                    Ok(state)
-                });
-            CommittedState {
-                partition,
-                next_offset,
-                state,
-            }
-        })
+                    next,
+                    state,
+                }
+            },
+        )
         .collect())
 }
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::RegionId;
+use event_store::ReadPoint;
 use kafka_client::{KafkaClient, QuietProducer};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -386,8 +387,8 @@ struct OwnRegion {
     pool: PgPool,
     region: RegionId,
     region_topics: BTreeMap<RegionId, String>,
-    /// Partition → next offset of the checkpoint last read.
-    seen: HashMap<i32, i64>,
+    /// Partition → read point of the checkpoint last read.
+    seen: HashMap<i32, ReadPoint>,
     /// The epoch the region's actors were last rebuilt and republished in.
     rebuilt_in: u64,
 }
@@ -449,7 +450,7 @@ impl OwnRegion {
                     warn!(%error, partition = row.partition, "exchange: checkpoint not merged")
                 }
             }
-            self.seen.insert(row.partition, row.next_offset);
+            self.seen.insert(row.partition, row.next);
         }
         if rebuild {
             for state in &states {

@@ -10,6 +10,7 @@ pub mod doze;
 pub mod exchange;
 mod exchange_readers;
 pub mod gears;
+pub mod incarnation;
 pub mod known_states;
 pub mod partition_projector;
 pub mod retired;

@@ -14,6 +14,11 @@
 //! same state, dot for dot, and merging it again changes nothing. Waiting for the commit would
 //! only add its interval to every change's way to the other regions.
 //!
+//! A partition whose topic may have been deleted and created again (a record below the read
+//! point arrived, or the consumer's offset fell out of the partition's range) stops being read
+//! until [`incarnation`](crate::incarnation) says whether the record it last consumed is still
+//! there; if not, it is read again from offset zero: the fold drops what it already applied.
+//!
 //! Once caught up, a projector that got no record for a while stops fetching
 //! ([`doze`](crate::doze)) and starts again when the region's relay says it published
 //! (`NOTIFY relayed`). Far behind, it reads with a long fetch wait ([`gears`](crate::gears)).
@@ -23,9 +28,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use domain::{EventEnvelope, RegionId};
+use event_store::ReadPoint;
 use kafka_client::KafkaClient;
 use rdkafka::Message;
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
 use tracing::{Instrument, info, info_span, warn};
@@ -35,6 +41,7 @@ use crate::claims::{PartitionClaims, PartitionKey};
 use crate::doze::{Doze, IdlePolicy, WakeCause};
 use crate::exchange::StatePublisher;
 use crate::gears::{Gears, ReaderNames};
+use crate::incarnation::{self, RecordStamp, Verdict};
 use crate::source::{TopicPartitions, start_reading, stop_reading};
 use crate::undecodable::{Undecodable, UndecodableError, UndecodablePolicy};
 use outbox_relay::{RELAYED_CHANNEL, Wakeups};
@@ -69,7 +76,7 @@ pub struct ProjectorConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectorError {
     #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
+    Kafka(#[from] KafkaError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -81,8 +88,30 @@ pub enum ProjectorError {
 /// One partition being folded by this process.
 struct Owned {
     fold: PartitionFold,
-    next_offset: i64,
+    next: ReadPoint,
     dirty: bool,
+    /// False while it waits to learn whether its topic is still the incarnation `next` was
+    /// read from: it is not read meanwhile.
+    checked: bool,
+}
+
+impl Owned {
+    /// The record last consumed, by which the partition's incarnation is recognized.
+    fn last_record(&self) -> Option<RecordStamp> {
+        let timestamp_ms = self.next.last_record_ms?;
+        Some(RecordStamp {
+            offset: self.next.next_offset.checked_sub(1)?,
+            timestamp_ms,
+        })
+    }
+
+    /// True if `message` is the record last consumed, delivered again.
+    fn is_last_record(&self, message: &BorrowedMessage<'_>) -> bool {
+        self.last_record().is_some_and(|last| {
+            incarnation::judge(last, message.offset(), message.timestamp().to_millis())
+                == Verdict::Same
+        })
+    }
 }
 
 struct Projector {
@@ -101,6 +130,11 @@ struct Projector {
     unpublished: BTreeSet<i32>,
     last_publish: Instant,
     doze: Doze,
+    /// The consumer's offset fell out of a partition's range since the last check: a
+    /// partition with no record to recognize is then a new incarnation too.
+    offsets_reset: bool,
+    /// When partitions waiting for an incarnation check are checked next.
+    next_check: Instant,
 }
 
 /// Under a steady stream of records (never a moment with none at hand), states are still
@@ -111,6 +145,10 @@ const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_millis(10);
 const CATCH_UP_COMMIT_FACTOR: usize = 100;
 /// ...or this long.
 const CATCH_UP_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long an incarnation check waits for the broker; undecided partitions are checked again
+/// at the next heartbeat.
+const INCARNATION_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How soon the listener for the relay's notifications tries again after losing PostgreSQL.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
@@ -159,6 +197,8 @@ pub async fn run_projector(
         unpublished: BTreeSet::new(),
         last_publish: Instant::now(),
         doze,
+        offsets_reset: false,
+        next_check: Instant::now(),
     };
     let mut shutdown = std::pin::pin!(shutdown);
     projector.heartbeat(&gears).await?;
@@ -188,6 +228,14 @@ pub async fn run_projector(
                 projector.doze.stir();
                 projector.fold(&message).await?;
             }
+            Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                // librdkafka does not say which partition: check them all.
+                warn!(
+                    "projector: a partition's read point is out of its range; checking the topic's incarnation"
+                );
+                projector.offsets_reset = true;
+                projector.uncheck_all();
+            }
             Ok(Err(error)) => {
                 warn!(%error, "projector: consumer error");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -196,6 +244,11 @@ pub async fn run_projector(
         }
         if projector.last_publish.elapsed() >= PUBLISH_AT_LEAST_EVERY {
             projector.publish_unpublished().await;
+        }
+        if projector.next_check <= Instant::now()
+            && projector.owned.values().any(|owned| !owned.checked)
+        {
+            projector.check_incarnations(&gears).await?;
         }
         if projector.commit_due() {
             projector.commit_with_retry().await;
@@ -236,13 +289,104 @@ impl Projector {
         Ok(())
     }
 
-    /// Each owned partition with the offset it reads next.
+    /// Each owned partition read (not waiting for a check) with the offset it reads next.
     fn positions(&self) -> Vec<(PartitionKey, i64)> {
         let topic = &self.config.events_topic;
         self.owned
             .iter()
-            .map(|(partition, owned)| ((topic.clone(), *partition), owned.next_offset))
+            .filter(|(_, owned)| owned.checked)
+            .map(|(partition, owned)| ((topic.clone(), *partition), owned.next.next_offset))
             .collect()
+    }
+
+    /// Every owned partition waits for an incarnation check.
+    fn uncheck_all(&mut self) {
+        for owned in self.owned.values_mut() {
+            owned.checked = false;
+        }
+    }
+
+    /// Checks the incarnation of every owned partition waiting for it: the same one is read
+    /// on from its read point, a new one from offset zero (its fold keeps everything applied,
+    /// so records read again are duplicates); undecided ones wait for the next heartbeat.
+    async fn check_incarnations(&mut self, gears: &Gears) -> Result<(), ProjectorError> {
+        let topic = self.config.events_topic.clone();
+        let waiting: Vec<i32> = self
+            .owned
+            .iter()
+            .filter(|(_, owned)| !owned.checked)
+            .map(|(partition, _)| *partition)
+            .collect();
+        let keys: Vec<PartitionKey> = waiting.iter().map(|p| (topic.clone(), *p)).collect();
+        stop_reading(gears.reader(), &keys)?;
+        let stamps: Vec<(i32, RecordStamp)> = waiting
+            .iter()
+            .filter_map(|p| Some((*p, self.owned.get(p)?.last_record()?)))
+            .collect();
+        let verdicts = incarnation::check(
+            &self.config.kafka,
+            &topic,
+            &stamps,
+            INCARNATION_CHECK_TIMEOUT,
+        )
+        .await;
+        let mut starts = Vec::new();
+        let mut undecided = 0;
+        for partition in waiting {
+            let Some(owned) = self.owned.get_mut(&partition) else {
+                continue;
+            };
+            let verdict = match verdicts.get(&partition) {
+                Some(verdict) => *verdict,
+                // Nothing to recognize: only an offset out of range tells it is gone.
+                None if self.offsets_reset && owned.next.next_offset > 0 => Verdict::Replaced,
+                None => Verdict::Same,
+            };
+            match verdict {
+                Verdict::Same => {}
+                Verdict::Replaced => {
+                    warn!(
+                        topic,
+                        partition,
+                        abandoned_offset = owned.next.next_offset,
+                        "projector: the partition is a new incarnation of its topic (deleted and \
+                         created again): reading it again from offset 0"
+                    );
+                    metrics::counter!("topic_incarnations_total", "reader" => "projector")
+                        .increment(1);
+                    owned.fold.start_new_incarnation();
+                    owned.next = owned.next.next_incarnation();
+                    owned.dirty = true;
+                    self.oldest_uncommitted.get_or_insert_with(Instant::now);
+                }
+                Verdict::Unknown => {
+                    undecided += 1;
+                    continue;
+                }
+            }
+            owned.checked = true;
+            starts.push(((topic.clone(), partition), owned.next.next_offset));
+        }
+        if undecided == 0 {
+            self.offsets_reset = false;
+        } else {
+            warn!(
+                topic,
+                partitions = undecided,
+                "projector: the broker did not answer an incarnation check; those partitions wait"
+            );
+            self.next_check = Instant::now() + self.config.heartbeat;
+        }
+        if starts.is_empty() {
+            return Ok(());
+        }
+        if self.doze.is_asleep() {
+            Ok(self.wake(gears, WakeCause::Assignment)?)
+        } else {
+            start_reading(gears.reader(), &starts)?;
+            self.doze.stir();
+            Ok(())
+        }
     }
 
     /// Reads every owned partition again, from the offset after the last one folded.
@@ -257,8 +401,17 @@ impl Projector {
         let Some(owned) = self.owned.get_mut(&partition) else {
             return Ok(());
         };
-        if message.offset() < owned.next_offset {
+        if !owned.checked {
+            // Read again from its read point once checked.
+            return Ok(());
+        }
+        if message.offset() < owned.next.next_offset {
             metrics::counter!("projector_redelivered_total").increment(1);
+            if !owned.is_last_record(message) {
+                // Below the read point and not the record last consumed: the topic may have
+                // been created again.
+                owned.checked = false;
+            }
             return Ok(());
         }
         // Decoded here so an undecodable record follows the configured policy: the fold
@@ -277,7 +430,9 @@ impl Projector {
         };
         metrics::counter!("projector_events_folded_total", "outcome" => outcome_label(&outcome))
             .increment(1);
-        owned.next_offset = message.offset() + 1;
+        owned
+            .next
+            .consumed(message.offset(), message.timestamp().to_millis());
         owned.dirty = true;
         self.unpublished.insert(partition);
         self.uncommitted += 1;
@@ -305,22 +460,29 @@ impl Projector {
     /// The partition's committed fold, or a fresh one; its state is published right away so
     /// the other regions learn about a new owner's actor without waiting for traffic.
     async fn load(&self, partition: i32) -> Result<Owned, ProjectorError> {
-        let (fold, next_offset) = match self.load_checkpoint(partition).await? {
+        let (fold, next) = match self.load_checkpoint(partition).await? {
             Some((fold, next)) => (fold, next),
             None => {
                 let mut fold =
                     PartitionFold::new(ActorId::new(self.config.region.clone(), partition));
                 fold.track_changes(false);
-                (fold, 0)
+                (fold, ReadPoint::default())
             }
         };
-        info!(partition, next_offset, "projector: partition loaded");
+        info!(
+            partition,
+            next_offset = next.next_offset,
+            incarnation = next.incarnation,
+            "projector: partition loaded"
+        );
         let state = fold.state();
         self.publisher.publish(&state);
         self.projection.observe([state]).await;
         Ok(Owned {
             fold,
-            next_offset,
+            // A record to recognize: the topic may have been created again meanwhile.
+            checked: next.last_record_ms.is_none(),
+            next,
             dirty: false,
         })
     }
@@ -329,7 +491,7 @@ impl Projector {
     async fn load_checkpoint(
         &self,
         partition: i32,
-    ) -> Result<Option<(PartitionFold, i64)>, ProjectorError> {
+    ) -> Result<Option<(PartitionFold, ReadPoint)>, ProjectorError> {
         let mut delay = Duration::from_millis(100);
         loop {
             let (region, topic) = (&self.config.region, &self.config.events_topic);
@@ -428,7 +590,9 @@ impl Projector {
         let mut starts = Vec::new();
         for key in self.claims.claim(self.partitions.known()).await {
             let owned = self.load(key.1).await?;
-            starts.push((key.clone(), owned.next_offset));
+            if owned.checked {
+                starts.push((key.clone(), owned.next.next_offset));
+            }
             self.owned.insert(key.1, owned);
         }
         if starts.is_empty() {
@@ -488,7 +652,7 @@ impl Projector {
                     &self.config.region,
                     &self.config.events_topic,
                     *partition,
-                    owned.next_offset,
+                    owned.next,
                     &parts,
                 )
                 .await?;

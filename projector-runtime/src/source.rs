@@ -4,7 +4,10 @@
 //!
 //! Every partition starts at an explicit offset taken from PostgreSQL, never at "earliest":
 //! Nisshi answers `ListOffsets(earliest)` wrongly for some partitions (a consumer starting
-//! there reads nothing), and an explicit position is what the design wants anyway.
+//! there reads nothing), and an explicit position is what the design wants anyway. An offset
+//! out of the partition's range is reported (`auto.offset.reset = error`), never silently
+//! moved: it means the topic was created again, which the reader checks
+//! ([`incarnation`](crate::incarnation)).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,7 +79,7 @@ pub fn reader_config(kafka: &KafkaClient, reader: &str, answer_bytes: Option<u32
         .set("group.id", reader)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "error");
     config
 }
 

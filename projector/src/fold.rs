@@ -252,6 +252,14 @@ impl PartitionFold {
         }
     }
 
+    /// Starts over on a new incarnation of the partition's topic (one deleted and created
+    /// again numbers its records from zero): the watermark forgets its offset, while the
+    /// counters, facts and held events stay, so the records read again are duplicates and only
+    /// what this fold lacks is applied.
+    pub fn start_new_incarnation(&mut self) {
+        self.watermark.offset = None;
+    }
+
     /// Consumes the record at `offset` without an event (one the runtime dead-lettered): only
     /// the watermark moves.
     pub fn skip(&mut self, offset: i64, reason: SkipReason) -> FoldOutcome {

@@ -14,6 +14,7 @@ pub mod otlp;
 pub mod recount;
 pub mod replay;
 mod replay_workers;
+pub mod republish;
 pub mod reset_states;
 pub mod serve;
 pub mod streams;

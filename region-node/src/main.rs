@@ -55,6 +55,19 @@ enum Command {
     /// merged from other nodes, rebuilds its region's actors from their checkpoints and
     /// republishes them (the way back from a bad state; nothing is lost). Prints the epochs.
     ResetStates,
+    /// Send every event of this region's store to its topic again, in position order, after
+    /// the topic lost records (deleted and created again; a broker that keeps topics in memory
+    /// restarted). The region's running relay sends them; nodes notice the topic's new
+    /// incarnation and read it again, dropping what they already hold. Waits until all are
+    /// sent; prints a summary (JSON).
+    Republish {
+        /// Return once the events are marked, without waiting for the relay.
+        #[arg(long)]
+        no_wait: bool,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Send a file of import lines (NDJSON commands, each with its idempotency key) to a node's
     /// `POST /v1/imports`; prints a summary (JSON). Exits 0 when every line was accepted, 2 when
     /// some were refused, 1 when lines could not be delivered (re-send the same file).
@@ -181,6 +194,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "exchange epoch bumped"
             );
             println!("{}", serde_json::to_string(&reset)?);
+        }
+        Command::Republish { no_wait, quiet } => {
+            let done = region_node::republish::run(&settings, !no_wait, !quiet).await?;
+            println!("{}", serde_json::to_string(&done)?);
         }
         Command::Migrate => {
             database::migrate(&settings.database).await?;

@@ -146,6 +146,10 @@ fn describe_projection() {
         "Turns of an analyzer skipped because another one of the same database was analyzing, or a table was held by a VACUUM or another ANALYZE."
     );
     describe_counter!(
+        "topic_incarnations_total",
+        "Partitions a reader (projector, catalogue) started over from offset 0 because their topic was deleted and created again (the record it last consumed is gone), by reader."
+    );
+    describe_counter!(
         "undecodable_records_total",
         "Records a consumer could not decode, by consumer and policy."
     );

@@ -278,10 +278,10 @@ async fn catalogue_offsets(
     let rows = catalogue::load_offsets(&mut *conn).await?;
     Ok(rows
         .into_iter()
-        .filter(|(_, next)| *next > 0)
+        .filter(|(_, next)| next.next_offset > 0)
         .filter_map(|((topic, partition), next)| {
             let region = topics.get(&topic)?;
-            Some((ActorId::new(region.clone(), partition), next))
+            Some((ActorId::new(region.clone(), partition), next.next_offset))
         })
         .collect())
 }

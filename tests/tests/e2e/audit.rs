@@ -9,6 +9,7 @@ use domain::{
     EventEnvelope, EventPayload, LocalizedText, ModelId, OperationalStatus, ProviderId, RegionId,
     StreamId,
 };
+use event_store::ReadPoint;
 use projector::MetricKey;
 use projector_runtime::checkpoint;
 use reqwest::Method;
@@ -198,9 +199,16 @@ async fn audit_passes_then_names_the_actor_and_counter_of_a_corrupted_checkpoint
     let mut conn = pool.acquire().await.unwrap();
     let parts = fold.checkpoint_parts().unwrap();
     assert_eq!(parts.changed.len(), 1, "the ghost's facts row");
-    let saved = checkpoint::save(&mut conn, &eu, &topic, partition, next, &parts)
-        .await
-        .unwrap();
+    let saved = checkpoint::save(
+        &mut conn,
+        &eu,
+        &topic,
+        partition,
+        ReadPoint::at(next),
+        &parts,
+    )
+    .await
+    .unwrap();
     assert!(saved);
     drop(conn);
     pool.close().await;

@@ -153,7 +153,7 @@ async fn a_reader_far_behind_catches_up_in_large_answers_and_returns_to_the_tail
         let reached: BTreeMap<i32, i64> = offsets
             .into_iter()
             .filter(|((t, _), _)| *t == topic)
-            .map(|((_, partition), next)| (partition, next))
+            .map(|((_, partition), next)| (partition, next.next_offset))
             .collect();
         if reached == ends {
             Ok(())

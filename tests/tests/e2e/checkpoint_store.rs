@@ -3,6 +3,7 @@
 //! owner's late commit writes neither its head nor its rows and keeps its changes pending; a
 //! commit writes only the rows of the streams that changed.
 
+use event_store::ReadPoint;
 use projector::{ActorId, PartitionFold, is_whole_snapshot};
 use projector_runtime::checkpoint;
 use sqlx::PgPool;
@@ -22,9 +23,16 @@ fn fold_from(fold: &mut PartitionFold, from: usize, events: &[domain::EventEnvel
 async fn save(pool: &PgPool, fold: &PartitionFold, next: i64) -> bool {
     let mut tx = pool.begin().await.unwrap();
     let parts = fold.checkpoint_parts().unwrap();
-    let saved = checkpoint::save(&mut tx, &fold.actor().region, TOPIC, 0, next, &parts)
-        .await
-        .unwrap();
+    let saved = checkpoint::save(
+        &mut tx,
+        &fold.actor().region,
+        TOPIC,
+        0,
+        ReadPoint::at(next),
+        &parts,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     saved
 }
@@ -75,7 +83,7 @@ async fn a_checkpoint_stored_whole_is_read_then_replaced_by_parts() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(next, 600);
+    assert_eq!(next, ReadPoint::at(600));
     assert_eq!(fold.snapshot().unwrap(), old.snapshot().unwrap());
     fold_from(&mut fold, 600, &events);
     let streams = fold.facts().model_count() + fold.facts().availability_count();
@@ -93,7 +101,7 @@ async fn a_checkpoint_stored_whole_is_read_then_replaced_by_parts() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(next, 1_000);
+    assert_eq!(next, ReadPoint::at(1_000));
     assert_eq!(loaded.snapshot().unwrap(), expected.snapshot().unwrap());
     drop_database(&name, pool).await;
 }

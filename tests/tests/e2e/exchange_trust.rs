@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use domain::RegionId;
+use event_store::ReadPoint;
 use projector::Projection;
 use projector::{ActorId, ActorState, Counters, MetricKey, PartitionFold, Watermark};
 use projector_runtime::checkpoint::{self, CheckpointError};
@@ -327,7 +328,7 @@ async fn a_checkpoint_of_another_actor_is_refused_when_loaded() {
         .unwrap();
     for partition in [0, 1] {
         let mut conn = pool.acquire().await.unwrap();
-        let saved = checkpoint::save(&mut conn, &eu, topic, partition, 7, &parts)
+        let saved = checkpoint::save(&mut conn, &eu, topic, partition, ReadPoint::at(7), &parts)
             .await
             .unwrap();
         assert!(saved);
@@ -336,7 +337,7 @@ async fn a_checkpoint_of_another_actor_is_refused_when_loaded() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((fold.actor().partition, next), (0, 7));
+    assert_eq!((fold.actor().partition, next), (0, ReadPoint::at(7)));
     let error = checkpoint::load(&pool, &eu, topic, 1).await.unwrap_err();
     assert!(
         matches!(&error, CheckpointError::WrongActor { partition: 1, found, .. } if found.partition == 0),

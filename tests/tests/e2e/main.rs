@@ -50,3 +50,4 @@ mod stream_heads;
 mod stream_slots;
 mod table_stats;
 mod topic_checks;
+mod topic_incarnations;
