@@ -1,7 +1,8 @@
 //! The checkpoint store in PostgreSQL (a head and one facts row per stream): a checkpoint
 //! stored whole by an older build is read and replaced by parts at the next commit; a former
 //! owner's late commit writes neither its head nor its rows and keeps its changes pending; a
-//! commit writes only the rows of the streams that changed.
+//! commit writes only the rows of the streams that changed; a checkpoint in a new incarnation
+//! of the topic (offsets from zero again) is ahead of any offset of the old one.
 
 use event_store::ReadPoint;
 use projector::{ActorId, PartitionFold, is_whole_snapshot};
@@ -21,18 +22,15 @@ fn fold_from(fold: &mut PartitionFold, from: usize, events: &[domain::EventEnvel
 }
 
 async fn save(pool: &PgPool, fold: &PartitionFold, next: i64) -> bool {
+    save_at(pool, fold, ReadPoint::at(next)).await
+}
+
+async fn save_at(pool: &PgPool, fold: &PartitionFold, next: ReadPoint) -> bool {
     let mut tx = pool.begin().await.unwrap();
     let parts = fold.checkpoint_parts().unwrap();
-    let saved = checkpoint::save(
-        &mut tx,
-        &fold.actor().region,
-        TOPIC,
-        0,
-        ReadPoint::at(next),
-        &parts,
-    )
-    .await
-    .unwrap();
+    let saved = checkpoint::save(&mut tx, &fold.actor().region, TOPIC, 0, next, &parts)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     saved
 }
@@ -149,5 +147,48 @@ async fn a_former_owners_late_commit_writes_nothing_and_keeps_its_changes() {
         .unwrap()
         .unwrap();
     assert_eq!(loaded.snapshot().unwrap(), owner.snapshot().unwrap());
+    drop_database(&name, pool).await;
+}
+
+#[tokio::test]
+async fn a_new_incarnation_is_ahead_of_every_offset_of_the_old_one() {
+    let (name, pool) = scratch_database().await;
+    let mut generator = Generator::new("eu-west", 43);
+    let events = generator.take(300);
+    let actor = ActorId::new(generator.region().clone(), 0);
+    let mut fold = PartitionFold::new(actor.clone());
+    fold.track_changes(false);
+    fold_from(&mut fold, 0, &events[..200]);
+    let mut old = ReadPoint::at(0);
+    old.consumed(199, Some(1_700_000_000_000));
+    assert!(save_at(&pool, &fold, old).await);
+    fold.mark_checkpointed();
+
+    // The topic was created again: the fold starts over at offset 0 and reads 10 records.
+    fold.start_new_incarnation();
+    let mut new = old.next_incarnation();
+    new.consumed(9, Some(1_700_000_100_000));
+    assert!(
+        save_at(&pool, &fold, new).await,
+        "offset 10 of the new incarnation is written over offset 200 of the old one"
+    );
+    let (_, loaded) = checkpoint::load(&pool, &actor.region, TOPIC, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded, new);
+
+    // A former owner still reading the old incarnation commits late, far ahead in offsets.
+    let mut late = old;
+    late.consumed(299, Some(1_700_000_050_000));
+    assert!(
+        !save_at(&pool, &fold, late).await,
+        "a commit of the old incarnation is refused"
+    );
+    let (_, loaded) = checkpoint::load(&pool, &actor.region, TOPIC, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded, new, "the new incarnation's read point stays");
     drop_database(&name, pool).await;
 }

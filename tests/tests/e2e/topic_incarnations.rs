@@ -149,5 +149,13 @@ async fn a_topic_created_again_and_republished_is_read_again_from_its_start() {
     for region in REGIONS {
         wait_for_counts(&cluster, region, 18, 9).await;
     }
+    for reader in ["projector", "catalogue"] {
+        let label = format!("reader=\"{reader}\"");
+        let started_over = metric(&cluster, EU, "aigo_topic_incarnations_total", &[&label]).await;
+        assert!(
+            started_over < 1.0,
+            "the restarted {reader} took its own topic for a new one: {started_over}"
+        );
+    }
     wait_for_audit(&cluster, EU).await;
 }
