@@ -27,6 +27,9 @@ pub struct RelayConfig {
     pub linger: Duration,
     /// Timeout of metadata, watermark and admin requests, and of reading back the topic tail.
     pub request_timeout: Duration,
+    /// A topic found empty from offset 0 although rows were published to it (lost and created
+    /// again) gets every row sent again.
+    pub republish_lost_topics: bool,
 }
 
 impl RelayConfig {
@@ -43,6 +46,7 @@ impl RelayConfig {
             message_timeout: Duration::from_secs(10),
             linger: Duration::from_millis(5),
             request_timeout: Duration::from_secs(5),
+            republish_lost_topics: true,
         }
     }
 

@@ -58,6 +58,16 @@ pub async fn mark_unpublished(pool: &PgPool, topic: &str) -> Result<u64, sqlx::E
     Ok(u64::try_from(marked).unwrap_or(0))
 }
 
+/// True if any row of `topic` was published.
+pub(crate) async fn has_published(pool: &PgPool, topic: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM outbox WHERE topic = $1 AND published_at IS NOT NULL)",
+    )
+    .bind(topic)
+    .fetch_one(pool)
+    .await
+}
+
 /// Number of unpublished rows (served by the partial index `outbox_unpublished`).
 pub async fn pending_rows(pool: &PgPool) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")

@@ -13,14 +13,22 @@
 //!
 //! Records of other producers (no `aigo-position` header) are ignored; when a partition's end
 //! holds only such records, it is read further back until one of the relay's own is found.
+//!
+//! A topic no partition of which ever held a record, while the outbox has rows published to
+//! it, was lost and created again (a broker that keeps topics in memory restarted; region
+//! topics never expire records): if the relay is told to, every row of it is marked
+//! unpublished, so the whole history is sent again in position order before anything newer,
+//! as `region-node republish` does by hand.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::PgPool;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::RelayError;
-use crate::outbox::{mark_published, unpublished_keys, unpublished_topics};
+use crate::outbox::{
+    has_published, mark_published, mark_unpublished, unpublished_keys, unpublished_topics,
+};
 use crate::partition_reader::PartitionReader;
 use crate::producer::Publisher;
 use domain::partition_for;
@@ -38,16 +46,18 @@ struct Tail {
 
 /// Marks as published every unpublished row that is already on its topic. Returns how many.
 pub async fn reconcile(pool: &PgPool, publisher: &Publisher) -> Result<u64, RelayError> {
-    reconcile_with(pool, publisher, &[]).await
+    reconcile_with(pool, publisher, &[], false).await
 }
 
 /// [`reconcile`], also checking `owned` topics with nothing unpublished: a topic holding
 /// positions this store never wrote fails with [`RelayError::TopicAheadOfStore`] before
-/// anything new is published there.
+/// anything new is published there. With `republish_lost`, a topic lost and created again
+/// gets its whole history sent again.
 pub async fn reconcile_with(
     pool: &PgPool,
     publisher: &Publisher,
     owned: &[String],
+    republish_lost: bool,
 ) -> Result<u64, RelayError> {
     let mut topics = unpublished_topics(pool).await?;
     for topic in owned {
@@ -63,7 +73,7 @@ pub async fn reconcile_with(
     let reader = PartitionReader::new(publisher.kafka(), publisher.request_timeout());
     let mut marked = 0;
     for topic in &topics {
-        marked += reconcile_topic(pool, publisher, &reader, topic)
+        marked += reconcile_topic(pool, publisher, &reader, topic, republish_lost)
             .instrument(info_span!("outbox_reconcile", topic = %topic))
             .await?;
     }
@@ -76,6 +86,7 @@ async fn reconcile_topic(
     publisher: &Publisher,
     reader: &PartitionReader,
     topic: &str,
+    republish_lost: bool,
 ) -> Result<u64, RelayError> {
     let count = publisher.partition_count(topic).await?;
     let mut lows = HashMap::new();
@@ -88,6 +99,10 @@ async fn reconcile_topic(
             // partition_reader).
             starts.push((partition, (high - 1).max(low)));
         }
+    }
+    if republish_lost && starts.is_empty() && never_written(publisher, topic, count).await? {
+        republish_if_published(pool, topic).await?;
+        return Ok(0);
     }
     let mut tails: HashMap<i32, Tail> = HashMap::new();
     let mut reads = reader.read_all_to_end(topic, &starts).await?;
@@ -140,6 +155,32 @@ async fn reconcile_topic(
 }
 
 /// The highest position this event store ever handed to the outbox (rows are never deleted).
+/// True if no partition of `topic` ever held a record (all high watermarks 0).
+async fn never_written(publisher: &Publisher, topic: &str, count: i32) -> Result<bool, RelayError> {
+    for partition in 0..count {
+        if publisher.watermarks(topic, partition).await?.1 > 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Marks every row of `topic` to be sent again, if any was published: the topic lost them.
+async fn republish_if_published(pool: &PgPool, topic: &str) -> Result<(), RelayError> {
+    if !has_published(pool, topic).await? {
+        return Ok(());
+    }
+    let rows = mark_unpublished(pool, topic).await?;
+    warn!(
+        topic,
+        rows,
+        "outbox relay: the topic is empty although rows were published to it (lost and created \
+         again): sending its whole history again"
+    );
+    metrics::counter!("outbox_topics_republished_total").increment(1);
+    Ok(())
+}
+
 async fn highest_position(pool: &PgPool) -> Result<i64, RelayError> {
     let highest: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM outbox")
         .fetch_one(pool)

@@ -162,7 +162,7 @@ async fn cycle(
     }
     if state.must_reconcile {
         let owned: Vec<String> = config.topics.iter().map(|t| t.name.clone()).collect();
-        reconcile_with(pool, publisher, &owned).await?;
+        reconcile_with(pool, publisher, &owned, config.republish_lost_topics).await?;
         state.must_reconcile = false;
     }
     loop {

@@ -124,6 +124,7 @@ impl Application {
             .with_topic(streams::events_topic_spec(settings, &settings.region));
         relay.message_timeout = settings.kafka.message_timeout;
         relay.provisioning = settings.kafka.provisioning();
+        relay.republish_lost_topics = settings.kafka.republish_lost_topics;
         let listener = TcpListener::bind(settings.http.listen)
             .await
             .with_context(|| format!("binding {}", settings.http.listen))?;

@@ -80,6 +80,10 @@ message_timeout_ms = 10000
 # checks them. Either way an events topic with another partition count or a finite retention
 # stops `serve` with the topic and setting named.
 create_topics = true
+# When the relay finds its region's topic empty from offset 0 although rows were published to
+# it (the topic was lost and created again: a broker that keeps topics in memory restarted),
+# it sends the region's whole history again from the event store, as `region-node republish`.
+republish_lost_topics = true
 # Replicas of the topics the node creates (-1: the broker's default.replication.factor), and
 # min.insync.replicas set on them (0: the broker's default).
 replication_factor = -1
@@ -279,6 +283,9 @@ pub struct KafkaSettings {
     #[serde(rename = "message_timeout_ms", deserialize_with = "millis")]
     pub message_timeout: Duration,
     pub create_topics: bool,
+    /// The relay refills its region's topic from the event store when it finds the topic
+    /// created again (empty, though rows were published to it).
+    pub republish_lost_topics: bool,
     pub replication_factor: i32,
     pub min_insync_replicas: i32,
     /// `fetch.wait.max.ms` of the projector's and the state exchange's consumers.

@@ -70,6 +70,10 @@ fn describe_commands_and_relay() {
         "Outbox rows published and acknowledged by the brokers."
     );
     describe_counter!(
+        "outbox_topics_republished_total",
+        "Times the relay found its topic empty although rows were published to it (lost and created again) and sent its whole history again."
+    );
+    describe_counter!(
         "outbox_reconciled_total",
         "Rows found on the topic after a failure and marked published without a resend."
     );

@@ -2,7 +2,8 @@
 //! every node reads the new incarnation from its start instead of resuming at offsets of the
 //! old one, so the events published there are counted; then `region-node republish` fills it
 //! again from the region's event store and every copy of what the nodes hold is dropped.
-//! Nothing counted twice, nothing skipped, in the region and across the exchange.
+//! Nothing counted twice, nothing skipped, in the region and across the exchange. And a relay
+//! that finds its topic created again sends the history again by itself.
 
 use std::time::Duration;
 
@@ -82,18 +83,30 @@ async fn restart_crashed(cluster: &Cluster) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_topic_created_again_and_republished_is_read_again_from_its_start() {
-    support::init_tracing();
+/// A broker that keeps its topics in memory: killed, it loses them all.
+async fn memory_broker() -> PrivateBroker {
     let options = BrokerOptions {
         in_memory: true,
         ..BrokerOptions::default()
     };
-    let mut broker = PrivateBroker::start_with(free_addr(), options).await;
+    PrivateBroker::start_with(free_addr(), options).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_again_and_republished_is_read_again_from_its_start() {
+    support::init_tracing();
+    let mut broker = memory_broker().await;
+    // The relay leaves the new topic as it finds it: the readers alone must cope, then
+    // `republish` refills it.
+    let env = vec![(
+        "AIGO_KAFKA__REPUBLISH_LOST_TOPICS".to_owned(),
+        "false".to_owned(),
+    )];
     let cluster = Cluster::start_with(
         &REGIONS,
         ClusterOptions {
             brokers: Some(broker.brokers()),
+            env,
             ..ClusterOptions::default()
         },
     )
@@ -109,8 +122,8 @@ async fn a_topic_created_again_and_republished_is_read_again_from_its_start() {
     restart_crashed(&cluster).await;
     // Published to the new incarnation at offsets below where the readers stood: counted only
     // by a reader that starts the partition over.
-    // (Other regions keep the last state of these actors they trust: the new incarnation's
-    // offsets are behind the old ones until the republished history passes them.)
+    // (Other regions refuse these actors' new states until the republished history passes
+    // the old topic's offsets: their watermarks are behind.)
     register(&cluster, "after", 4).await;
     wait_for_counts(&cluster, EU, 16, 8).await;
 
@@ -158,4 +171,41 @@ async fn a_topic_created_again_and_republished_is_read_again_from_its_start() {
         );
     }
     wait_for_audit(&cluster, EU).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_finds_its_topic_created_again_sends_the_history_again() {
+    support::init_tracing();
+    let mut broker = memory_broker().await;
+    let cluster = Cluster::start_with(
+        &REGIONS,
+        ClusterOptions {
+            brokers: Some(broker.brokers()),
+            ..ClusterOptions::default()
+        },
+    )
+    .await;
+    register(&cluster, "before", 12).await;
+    for region in REGIONS {
+        wait_for_counts(&cluster, region, 12, 6).await;
+    }
+
+    broker.kill();
+    broker.restart().await;
+    restart_crashed(&cluster).await;
+    register(&cluster, "after", 4).await;
+
+    // Nobody runs `republish`: the other region takes the new states only once the new topic
+    // holds more than the old one did, and a replay of the topic finds every event.
+    for region in REGIONS {
+        wait_for_counts(&cluster, region, 16, 8).await;
+    }
+    let republished = metric(&cluster, EU, "aigo_outbox_topics_republished_total", &[]).await;
+    assert!(
+        republished >= 1.0,
+        "the relay never sent the lost history again: {republished}"
+    );
+    for region in REGIONS {
+        wait_for_audit(&cluster, region).await;
+    }
 }
