@@ -142,13 +142,19 @@ async fn a_topic_created_again_and_republished_is_read_again_from_its_start() {
     for region in REGIONS {
         wait_for_counts(&cluster, region, 16, 8).await;
     }
+    // The follower's check may still be waiting for the new topic's metadata (it asks again
+    // at every claims review).
     for reader in ["projector", "catalogue"] {
         let label = format!("reader=\"{reader}\"");
-        let started_over = metric(&cluster, EU, "aigo_topic_incarnations_total", &[&label]).await;
-        assert!(
-            started_over >= 1.0,
-            "the {reader} never noticed the new incarnation: {started_over}"
-        );
+        let what = format!("the {reader} notices the new incarnation");
+        wait_until(&what, || async {
+            let started_over =
+                metric(&cluster, EU, "aigo_topic_incarnations_total", &[&label]).await;
+            (started_over >= 1.0)
+                .then_some(())
+                .ok_or_else(|| format!("aigo_topic_incarnations_total = {started_over}"))
+        })
+        .await;
     }
     for region in REGIONS {
         wait_for_audit(&cluster, region).await;
