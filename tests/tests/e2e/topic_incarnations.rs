@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support;
@@ -68,17 +68,32 @@ async fn wait_for_audit(cluster: &Cluster, region: &str) {
     .await;
 }
 
-/// Starts again, as a supervisor would, every node that died. librdkafka 2.12 crashes
-/// (SIGSEGV in `rd_kafka_metadata_update_op`) when a fetch answer names a leader change for a
-/// topic by the zero topic id, which Nisshi sends for topics it lost (docs/BROKER.md).
+/// Starts again, as a supervisor would, every node that died, until each is ready. librdkafka
+/// 2.12 crashes (SIGSEGV in `rd_kafka_metadata_update_op`) when a fetch answer names a leader
+/// change for a topic by the zero topic id, which Nisshi sends for topics it lost
+/// (docs/BROKER.md); a node started again can die the same way until its topics exist again.
 async fn restart_crashed(cluster: &Cluster) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     for region in REGIONS {
-        if !cluster.running(region) {
-            eprintln!("{region} died when the broker lost its topics; starting it again");
-            // Reaps the dead process first.
-            cluster.kill(region);
-            cluster.restart(region).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if !cluster.running(region) {
+                eprintln!("{region} died when the broker lost its topics; starting it again");
+                // Reaps the dead process first.
+                cluster.kill(region);
+                cluster.spawn(region);
+            } else if cluster
+                .try_get(region, "/readyz", &[])
+                .await
+                .is_ok_and(|answer| answer.status == StatusCode::OK)
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{region} did not stay up and ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }
